@@ -1,0 +1,103 @@
+"""The trigger protocol, the signal it returns, and the per-step state that triggers share.
+
+A trigger returns a score *and* a decision: benchmarks sweep the score, the loop acts on the
+decision. Costly statistics (N samples, entities) live on the `StepState` and are computed at most
+once per step, whichever trigger asks first (LM-Polygraph's "declared statistics, computed once").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Protocol, Sequence, TypeVar, runtime_checkable
+
+from triggers.protocols import Sampler, TokenStatistics
+
+T = TypeVar("T")
+
+
+class TriggerConfigError(ValueError):
+    """A trigger was configured with a bad value (non-finite threshold, unknown name)."""
+
+
+def check_threshold(value: float, name: str = "threshold") -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TriggerConfigError(f"{name} must be a finite number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise TriggerConfigError(f"{name} must be a finite number, got {value!r}")
+    return x
+
+
+@dataclass(frozen=True)
+class Signal:
+    """``score``: higher means "more likely the model does not know"; ``fired``: the decision."""
+
+    score: float
+    fired: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "fired": self.fired, "details": self.details}
+
+
+@dataclass
+class StepState:
+    """Everything a trigger may read about the step being decided.
+
+    ``draft`` is None for the check before the first step (question only). ``sampler`` and
+    ``prompt`` let a trigger draw more samples of *this* step; ``samples()`` memoises them so two
+    triggers never pay twice.
+    """
+
+    question: str
+    accepted: str = ""
+    draft: TokenStatistics | None = None
+    step_index: int = 0
+    sampler: Sampler | None = None
+    prompt: Any = None
+    max_new_tokens: int = 64
+    stop: Sequence[str] | None = None
+    seed: int | None = None
+    sample_calls: int = 0  # batched sampling calls made for this step (a cost, and a test hook)
+    _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """Return the statistic under ``key``, computing it on first use only."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def samples(self, n: int, temperature: float = 1.0, top_p: float = 1.0) -> list[TokenStatistics]:
+        """N sampled versions of this step from one batched call, shared between triggers.
+
+        A request for fewer samples than already drawn at the same settings reuses a prefix.
+        """
+        if self.sampler is None or self.prompt is None:
+            raise TriggerConfigError("this trigger needs samples, but the step carries no sampler/prompt")
+        key_base = ("samples", temperature, top_p)
+        cached = [(k, v) for k, v in self._memo.items() if isinstance(k, tuple) and k[:3] == key_base]
+        for k, v in cached:
+            if k[3] >= n:
+                return v[:n]
+
+        def draw() -> list[TokenStatistics]:
+            self.sample_calls += 1
+            return self.sampler.generate(
+                [self.prompt], n=n, temperature=temperature, top_p=top_p,
+                max_new_tokens=self.max_new_tokens, stop=self.stop, seed=self.seed,
+            )[0]
+
+        return self.memo(key_base + (n,), draw)
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """A retrieval policy. ``score`` decides a drafted step; ``check_question`` (optional: return
+    None to abstain) decides before any drafting, on the question alone."""
+
+    name: str
+
+    def score(self, state: StepState) -> Signal: ...
+
+    def check_question(self, state: StepState) -> Signal | None: ...

@@ -1,0 +1,93 @@
+"""Fixed policies and boolean combinations of triggers.
+
+`AnyOf`/`AllOf` pass the *same* `StepState` to every member, so a statistic one member computes
+(e.g. N samples) is reused by the next. Their score is the max (AnyOf) / min (AllOf) of the
+members' scores, which is only meaningful for sweeps when members share a scale; the members'
+own signals are kept in ``details``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from triggers.base import Signal, StepState, Trigger, TriggerConfigError
+
+
+@dataclass
+class Always:
+    """Retrieve for every step (standard RAG); ``before_generation`` also retrieves on the question first."""
+
+    before_generation: bool = False
+    name: str = "always"
+
+    def check_question(self, state: StepState) -> Signal | None:
+        return Signal(1.0, True) if self.before_generation else None
+
+    def score(self, state: StepState) -> Signal:
+        return Signal(score=1.0, fired=True)
+
+
+@dataclass
+class Never:
+    """Closed-book: never retrieve."""
+
+    name: str = "never"
+
+    def check_question(self, state: StepState) -> Signal | None:
+        return None
+
+    def score(self, state: StepState) -> Signal:
+        return Signal(score=0.0, fired=False)
+
+
+def _combine(members: Sequence[Trigger], signals: list[Signal | None], fired: bool, score: float) -> Signal:
+    return Signal(
+        score=score,
+        fired=fired,
+        details={"members": {m.name: (s.to_dict() if s else None) for m, s in zip(members, signals)}},
+    )
+
+
+@dataclass
+class AnyOf:
+    """Fire when any member fires. Every member is scored (benchmarks want all scores)."""
+
+    members: Sequence[Trigger] = field(default_factory=list)
+    name: str = "any-of"
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise TriggerConfigError("AnyOf needs at least one trigger")
+
+    def check_question(self, state: StepState) -> Signal | None:
+        sigs = [m.check_question(state) for m in self.members]
+        real = [s for s in sigs if s is not None]
+        if not real:
+            return None
+        return _combine(self.members, sigs, any(s.fired for s in real), max(s.score for s in real))
+
+    def score(self, state: StepState) -> Signal:
+        sigs = [m.score(state) for m in self.members]
+        return _combine(self.members, sigs, any(s.fired for s in sigs), max(s.score for s in sigs))
+
+
+@dataclass
+class AllOf:
+    """Fire only when every member fires."""
+
+    members: Sequence[Trigger] = field(default_factory=list)
+    name: str = "all-of"
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise TriggerConfigError("AllOf needs at least one trigger")
+
+    def check_question(self, state: StepState) -> Signal | None:
+        sigs = [m.check_question(state) for m in self.members]
+        if any(s is None for s in sigs):
+            return None
+        return _combine(self.members, sigs, all(s.fired for s in sigs), min(s.score for s in sigs))
+
+    def score(self, state: StepState) -> Signal:
+        sigs = [m.score(state) for m in self.members]
+        return _combine(self.members, sigs, all(s.fired for s in sigs), min(s.score for s in sigs))

@@ -1,0 +1,61 @@
+"""Token-confidence triggers: free, because the statistics come from the draft's own forward pass.
+
+Aggregations (all turned into "higher = less confident" scores so every trigger sweeps the same way):
+- ``min_prob``:  score = 1 - min_t p_t            fire when min_t p_t < θ       (θ is a probability)
+- ``mean_logprob``: score = -mean_t log p_t        fire when mean log p_t < θ    (θ is a log-probability)
+- ``max_entropy``: score = max_t H_t               fire when max_t H_t > θ       (θ in nats)
+- ``flare``: FLARE (Jiang et al., 2023): fire if *any* token has p_t < θ; score is the number
+  of such tokens (a count, so a sweep over θ is a sweep over the same statistic as ``min_prob``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
+
+AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare")
+DEFAULT_THRESHOLDS = {"min_prob": 0.4, "mean_logprob": -0.7, "max_entropy": 2.5, "flare": 0.4}
+
+
+@dataclass
+class TokenConfidence:
+    aggregation: str = "min_prob"
+    threshold: float | None = None
+    name: str = "token-confidence"
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise TriggerConfigError(f"unknown aggregation {self.aggregation!r}; choose from {', '.join(AGGREGATIONS)}")
+        self.threshold = check_threshold(
+            DEFAULT_THRESHOLDS[self.aggregation] if self.threshold is None else self.threshold
+        )
+
+    def check_question(self, state: StepState) -> Signal | None:
+        return None  # needs a draft
+
+    def score(self, state: StepState) -> Signal:
+        draft = state.draft
+        if draft is None or not draft.logprobs:
+            # Nothing generated: no evidence of confidence, so treat as maximally unsure.
+            return Signal(score=math.inf, fired=True, details={"aggregation": self.aggregation, "tokens": 0})
+        lps = draft.logprobs
+        theta = self.threshold
+        agg = self.aggregation
+        if agg == "min_prob":
+            p = math.exp(min(lps))
+            score, fired = 1.0 - p, p < theta
+            stat = {"min_prob": p}
+        elif agg == "mean_logprob":
+            m = sum(lps) / len(lps)
+            score, fired = -m, m < theta
+            stat = {"mean_logprob": m}
+        elif agg == "max_entropy":
+            h = max(draft.entropies)
+            score, fired = h, h > theta
+            stat = {"max_entropy": h}
+        else:  # flare
+            low = sum(1 for lp in lps if math.exp(lp) < theta)
+            score, fired = float(low), low > 0
+            stat = {"low_tokens": low}
+        return Signal(score=score, fired=fired, details={"aggregation": agg, "threshold": theta, "tokens": len(lps), **stat})
