@@ -64,6 +64,10 @@ def _load_gguf(gguf: Path):
 def load_model_and_tokenizer(model_id_or_path: str | os.PathLike):
     """Load from a .gguf file, a folder (with config.json or a single .gguf), or a hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # our CLI prints one-line errors; HF's warnings are noise here
+    hf_logging.disable_progress_bar()
 
     p = Path(model_id_or_path).expanduser()
     try:
@@ -131,6 +135,10 @@ class HFLanguageModel:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Token strings (as in `Generation.tokens`) back to text; used for FLARE's masked query."""
+        return self.tokenizer.convert_tokens_to_string(list(tokens)) if tokens else ""
 
     # -- generation ------------------------------------------------------------------------
     @torch.inference_mode()
@@ -209,10 +217,8 @@ class HFLanguageModel:
                 while keep < len(ids) and len(self.tokenizer.decode(ids[:keep], skip_special_tokens=True)) < cut:
                     keep += 1
                 ids, lps, ents = ids[:keep], lps[:keep], ents[:keep]
-        g = Generation(text=text, token_ids=list(ids), tokens=self.tokenizer.convert_ids_to_tokens(list(ids)),
-                       logprobs=lps, entropies=ents, finished=finished, prompt_tokens=prompt_len)
-        g.stop = stop_hit
-        return g
+        return Generation(text=text, token_ids=list(ids), tokens=self.tokenizer.convert_ids_to_tokens(list(ids)),
+                          logprobs=lps, entropies=ents, finished=finished, prompt_tokens=prompt_len, stop=stop_hit)
 
     @torch.inference_mode()
     def score(self, prompt: PromptLike, continuation: str) -> Generation:

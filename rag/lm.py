@@ -41,6 +41,7 @@ class Generation:
     finished: bool = False  # True when the model emitted end-of-sequence
     prompt_tokens: int = 0
     approximate_entropy: bool = False  # True when entropies come from top-k log-probs only (HTTP backends)
+    stop: str | None = None  # the stop string that ended generation (excluded from ``text``)
 
     @property
     def mean_logprob(self) -> float:
@@ -80,6 +81,10 @@ class LanguageModel(Protocol):
         stop: Sequence[str] | None = None,
         seed: int | None = None,
     ) -> list[list[Generation]]: ...
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Join token strings from `Generation.tokens` back into text."""
+        ...
 
     def score(self, prompt: PromptLike, continuation: str) -> Generation:
         """Token statistics of ``continuation`` given ``prompt`` (teacher-forced, one forward pass)."""

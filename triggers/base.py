@@ -68,24 +68,26 @@ class StepState:
             self._memo[key] = compute()
         return self._memo[key]
 
-    def samples(self, n: int, temperature: float = 1.0, top_p: float = 1.0) -> list[TokenStatistics]:
+    def samples(self, n: int, temperature: float = 1.0, top_p: float = 1.0,
+                max_new_tokens: int | None = None) -> list[TokenStatistics]:
         """N sampled versions of this step from one batched call, shared between triggers.
 
-        A request for fewer samples than already drawn at the same settings reuses a prefix.
+        ``max_new_tokens`` defaults to the step's budget. A request for fewer samples than already
+        drawn at the same settings reuses a prefix.
         """
         if self.sampler is None or self.prompt is None:
             raise TriggerConfigError("this trigger needs samples, but the step carries no sampler/prompt")
-        key_base = ("samples", temperature, top_p)
-        cached = [(k, v) for k, v in self._memo.items() if isinstance(k, tuple) and k[:3] == key_base]
-        for k, v in cached:
-            if k[3] >= n:
+        budget = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        key_base = ("samples", temperature, top_p, budget)
+        for k, v in self._memo.items():
+            if isinstance(k, tuple) and k[:4] == key_base and k[4] >= n:
                 return v[:n]
 
         def draw() -> list[TokenStatistics]:
             self.sample_calls += 1
             return self.sampler.generate(
                 [self.prompt], n=n, temperature=temperature, top_p=top_p,
-                max_new_tokens=self.max_new_tokens, stop=self.stop, seed=self.seed,
+                max_new_tokens=budget, stop=self.stop, seed=self.seed,
             )[0]
 
         return self.memo(key_base + (n,), draw)

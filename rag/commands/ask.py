@@ -1,0 +1,59 @@
+"""`arag ask QUESTION`: answer one question with adaptive retrieval and show why it retrieved."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from rag.commands.common import add_model_args, add_retriever_args, add_trigger_args, positive_int, show_progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="answer a question, retrieving only when the trigger fires",
+                       description="Answer a question. With no --index/--corpus the shipped demo corpus is used.")
+    p.add_argument("question", help="the question")
+    add_retriever_args(p)
+    add_trigger_args(p)
+    add_model_args(p)
+    p.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")
+    p.add_argument("--max-retrievals", type=int, default=3, help="retrieval budget per answer (default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object (answer, retrieved, steps, costs)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rag.errors import UsageError
+    from rag.pipeline import Pipeline
+
+    if not args.question.strip():
+        raise UsageError("question is empty")
+    pipe = Pipeline.from_args(args)
+    answer = pipe.ask(args.question)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        print_answer(answer)
+    return 0
+
+
+def print_answer(answer) -> None:
+    from rich.console import Console
+
+    c = Console(highlight=False)
+    c.print(f"[bold]Answer:[/bold] {answer.text}")
+    if answer.pre_check is not None and answer.pre_check.fired:
+        c.print(f"[bold]Retrieval:[/bold] fired before drafting (question check, score {answer.pre_check.score:.3g})")
+    for s in answer.steps:
+        if s.signal is None:
+            continue
+        mark = "fired → retrieved" if s.passages else ("fired (budget spent)" if s.fired else "not fired")
+        c.print(f"[bold]Step {s.index + 1}:[/bold] {answer.trigger} score {s.signal.score:.3g} — {mark}")
+    if not answer.retrieved:
+        c.print("[bold]Retrieval:[/bold] not needed (answered closed-book)")
+    if answer.sources:
+        c.print("[bold]Sources:[/bold]")
+        for i, p in enumerate(answer.sources, 1):
+            c.print(f"  [{i}] {p.title} ({p.id})")
+    k = answer.costs
+    c.print(f"[dim]{k.lm_calls} LM calls, {k.retriever_calls} retriever calls, {k.prompt_tokens} prompt + "
+            f"{k.generated_tokens} generated tokens, {k.seconds:.1f} s[/dim]")

@@ -1,0 +1,79 @@
+"""Argument types and option groups shared by several subcommands."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+
+def finite_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return x
+
+
+def positive_int(text: str) -> int:
+    try:
+        x = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return x
+
+
+def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> None:
+    g = p.add_argument_group("retrieval")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--index", metavar="DIR", help="a saved index (from `arag index build`)")
+    if corpus_flag:
+        src.add_argument("--corpus", metavar="PATH", nargs="+", help="JSONL(.gz) files or folders of .txt/.md (default: the shipped demo corpus)")
+    g.add_argument("--retriever", default="bm25", choices=("bm25", "faiss", "hybrid", "elasticsearch"), help="retriever kind (default: bm25)")
+    g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
+    g.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL)")
+    g.add_argument("--es-index", default=None, help="Elasticsearch index name (or $ARAG_ES_INDEX)")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default", help="hub id, local folder or .gguf file (default: SmolLM2-135M-Instruct from its wheel)")
+
+
+def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidence") -> None:
+    g = p.add_argument_group("trigger")
+    g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco, or a+b (any of) (default: %(default)s)")
+    g.add_argument("--threshold", type=finite_float, default=None, help="the trigger's threshold (default: from --config, else the trigger's default)")
+    g.add_argument("--aggregation", default=None, choices=("min_prob", "mean_logprob", "max_entropy", "flare"), help="token-confidence aggregation (default: min_prob)")
+    g.add_argument("--samples", type=positive_int, default=None, help="semantic-entropy: samples per step (default: 10)")
+    g.add_argument("--temperature", type=finite_float, default=None, help="semantic-entropy: sampling temperature (default: 1.0)")
+    g.add_argument("--top-p", type=finite_float, default=None, help="semantic-entropy: nucleus sampling mass (default: 1.0)")
+    g.add_argument("--judge", default=None, help="semantic-entropy: equivalence judge (lexical, embedding, lm, nli:MODEL)")
+    g.add_argument("--variant", default=None, choices=("strict", "non-contradiction"), help="semantic-entropy: clustering variant")
+    g.add_argument("--corpus-index", default=None, metavar="DIR", help="quco: corpus-statistics index (default: the demo index)")
+    g.add_argument("--config", default=None, metavar="FILE", help="TOML settings (default: $ARAG_CONFIG or ./arag.toml)")
+
+
+def trigger_options(args: argparse.Namespace) -> dict:
+    """The trigger options given on the command line plus the config file's per-trigger settings."""
+    from rag.config import load_config
+
+    config = load_config(args.config)
+    return {
+        "threshold": args.threshold,
+        "aggregation": args.aggregation,
+        "samples": args.samples,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "judge": args.judge,
+        "variant": args.variant,
+        "corpus_index": args.corpus_index,
+        "per_trigger": config.get("triggers", {}),
+    }
+
+
+def show_progress() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")

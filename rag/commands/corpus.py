@@ -1,0 +1,20 @@
+"""`arag corpus index PATH... --out DIR`: the corpus-statistics (infini-gram) index the QuCo trigger reads."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("corpus", help="corpus statistics for the QuCo trigger")
+    csub = p.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    b = csub.add_parser("index", help="build an infini-gram index of a (pretraining-corpus sample) for co-occurrence counts")
+    b.add_argument("paths", nargs="+", help="JSONL(.gz) files or folders of .txt/.md")
+    b.add_argument("--out", required=True, help="index folder to write")
+    b.add_argument("--tokenizer", default=None, help="tokenizer id or folder (default: the default model's tokenizer)")
+    b.set_defaults(func=run_index)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from corpora.cli_corpus import corpus_index_command
+
+    return corpus_index_command(args.paths, args.out, args.tokenizer)

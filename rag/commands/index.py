@@ -1,0 +1,46 @@
+"""`arag index build CORPUS... --retriever KIND --out DIR`: build and save a retrieval index."""
+from __future__ import annotations
+
+import argparse
+
+from rag.commands.common import positive_int, show_progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="build retrieval indexes")
+    isub = p.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    b = isub.add_parser("build", help="index a corpus for retrieval (written to a temporary folder, then renamed)")
+    b.add_argument("corpus", nargs="+", help="JSONL(.gz) files or folders of .txt/.md")
+    b.add_argument("--retriever", default="bm25", choices=("bm25", "faiss", "hybrid", "elasticsearch"))
+    b.add_argument("--out", help="index folder to write (required except for elasticsearch)")
+    b.add_argument("--backend", default="bm25s", choices=("bm25s", "rank-bm25"), help="BM25 implementation (default: bm25s)")
+    b.add_argument("--index-type", default="flat", choices=("flat", "hnsw"), help="FAISS index type (default: flat)")
+    b.add_argument("--chunk-words", type=positive_int, default=None, help="split documents into windows of this many words")
+    b.add_argument("--chunk-overlap", type=int, default=20, help="words shared by consecutive windows (default: 20)")
+    b.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL)")
+    b.add_argument("--es-index", default=None, help="Elasticsearch index name (or $ARAG_ES_INDEX)")
+    b.set_defaults(func=run_build)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from corpora.chunking import chunk_words
+    from corpora.documents import load_documents
+    from rag.errors import UsageError
+
+    docs = load_documents(args.corpus)
+    if args.chunk_words:
+        docs = chunk_words(docs, size=args.chunk_words, overlap=args.chunk_overlap)
+    if args.retriever == "elasticsearch":
+        from retrievers.elasticsearch import ElasticsearchRetriever
+
+        es = ElasticsearchRetriever.from_env(url=args.es_url, index=args.es_index)
+        es.index_documents(docs, progress=show_progress())
+        print(f"indexed {len(docs)} documents into Elasticsearch index {es.index!r}")
+        return 0
+    if not args.out:
+        raise UsageError("--out DIR is required for bm25, faiss and hybrid indexes")
+    from retrievers import build_index
+
+    build_index(args.retriever, docs, args.out, backend=args.backend, index_type=args.index_type, progress=show_progress())
+    print(f"wrote {args.retriever} index of {len(docs)} documents to {args.out}")
+    return 0

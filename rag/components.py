@@ -1,0 +1,49 @@
+"""Opening the retriever a command asked for: a saved index, a corpus path, or the demo corpus.
+
+Dense indexes over a corpus path are cached under the user cache dir, keyed by the corpus
+fingerprint, so `arag ask --corpus X --retriever faiss` embeds X once, not on every question.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from corpora.documents import Document, fingerprint, load_documents
+from rag.hf_model import cache_dir
+from retrievers.base import Retriever, RetrieverError
+
+RETRIEVER_KINDS = ("bm25", "faiss", "hybrid", "elasticsearch")
+
+
+def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
+    """Documents of the given paths, or the shipped demo corpus when none are given."""
+    if corpus:
+        return load_documents(list(corpus))
+    from corpora.demo import demo_documents
+
+    return demo_documents()
+
+
+def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequence[str] | None = None,
+                   progress: bool = True, es_url: str | None = None, es_index: str | None = None) -> Retriever:
+    from retrievers import build_index, build_retriever, load_index
+
+    if kind not in RETRIEVER_KINDS:
+        raise RetrieverError(f"unknown retriever {kind!r}; choose from {', '.join(RETRIEVER_KINDS)}")
+    if kind == "elasticsearch":
+        from retrievers.elasticsearch import ElasticsearchRetriever
+
+        retriever = ElasticsearchRetriever.from_env(url=es_url, index=es_index)
+        if corpus:
+            retriever.index_documents(corpus_documents(corpus), progress=progress)
+        return retriever
+    if index:
+        return load_index(index)
+    docs = corpus_documents(corpus)
+    if kind == "bm25":
+        return build_retriever("bm25", docs, progress=progress)
+    cached = cache_dir() / "indexes" / f"{kind}-{fingerprint(docs)}"
+    if (cached / "manifest.json").exists():
+        return load_index(cached)
+    return build_index(kind, docs, cached, progress=progress)

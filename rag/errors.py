@@ -1,0 +1,15 @@
+"""The errors a user can fix. The CLI prints them as one line and exits 2; anything else is a bug."""
+from corpora.errors import CorpusError
+from rag.config import ConfigError
+from rag.lm import ModelError
+from retrievers.base import RetrieverError
+from triggers.base import TriggerConfigError
+
+
+class UsageError(ValueError):
+    """A bad argument that no lower layer owns (empty question, bad loop budget)."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    UsageError, CorpusError, RetrieverError, TriggerConfigError, ModelError, ConfigError,
+)

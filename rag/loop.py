@@ -1,0 +1,139 @@
+"""The step-wise adaptive retrieval loop (DESIGN.md "Data flow").
+
+    question ─► [check on the question alone] ─► for each step (a sentence):
+        draft greedily (token log-probs and entropies kept) ─► trigger scores the draft
+        ─► fired? no: accept the draft
+                  yes: query = question + draft with unsure tokens masked (FLARE)
+                       ─► retrieve top-k ─► regenerate the step with the passages ─► accept
+    ─► Answer(text, trace, costs)
+
+Passages retrieved for a step stay in the prompt for the following drafts (as in FLARE), so a
+later step is drafted with the evidence an earlier one needed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from rag.errors import UsageError
+from rag.lm import Generation, LanguageModel
+from rag.prompts import PromptTemplates
+from rag.query import form_query
+from rag.trace import Answer, Costs, StepTrace
+from retrievers.base import Passage, Retriever, check_k
+from triggers.base import Signal, StepState, Trigger
+
+# A step ends at a sentence boundary. The stop string is excluded from the text (OpenAI semantics)
+# and its punctuation put back; "\n" ends a step too (lists, paragraphs).
+SENTENCE_STOPS: tuple[str, ...] = (". ", "! ", "? ", "\n")
+
+
+@dataclass
+class LoopConfig:
+    k: int = 3  # passages per retrieval
+    max_steps: int = 6  # sentences per answer
+    max_retrievals: int = 3  # retrieval budget per answer (pre-generation check included)
+    step_tokens: int = 48  # token budget of one step
+    mask_below: float = 0.4  # FLARE: draft tokens below this probability are left out of the query
+    seed: int | None = 0  # for triggers that sample; greedy drafting ignores it
+    stops: Sequence[str] = field(default_factory=lambda: SENTENCE_STOPS)
+
+    def __post_init__(self) -> None:
+        check_k(self.k)
+        for name in ("max_steps", "step_tokens"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_retrievals < 0:
+            raise UsageError(f"max_retrievals must be >= 0, got {self.max_retrievals}")
+
+
+def step_text(g: Generation) -> str:
+    """The generated step with the sentence punctuation its stop string cut off put back."""
+    if g.stop and g.stop.strip() in (".", "!", "?"):
+        return g.text + g.stop.strip()
+    return g.text
+
+
+def _token_table(g: Generation) -> list[dict]:
+    return [{"token": t, "logprob": lp, "entropy": h} for t, lp, h in zip(g.tokens, g.logprobs, g.entropies)]
+
+
+class AdaptiveRAG:
+    """Answer questions, retrieving only when the trigger says the model does not know."""
+
+    def __init__(self, lm: LanguageModel, retriever: Retriever | None, trigger: Trigger,
+                 templates: PromptTemplates | None = None, config: LoopConfig | None = None) -> None:
+        self.lm = lm
+        self.retriever = retriever
+        self.trigger = trigger
+        self.templates = templates or PromptTemplates()
+        self.config = config or LoopConfig()
+
+    # -- one step ------------------------------------------------------------------------
+    def _draft(self, question: str, context: list[Passage], accepted: str) -> tuple[Generation, object]:
+        prompt = self.templates.build(question, context, prefix=accepted)
+        g = self.lm.generate([prompt], max_new_tokens=self.config.step_tokens, stop=self.config.stops)[0][0]
+        return g, prompt
+
+    def _state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt) -> StepState:
+        return StepState(question=question, accepted=accepted, draft=draft, step_index=index, sampler=self.lm,
+                         prompt=prompt, max_new_tokens=self.config.step_tokens, stop=self.config.stops,
+                         seed=self.config.seed)
+
+    def _retrieve(self, query: str, costs: Costs) -> list[Passage]:
+        if self.retriever is None:
+            return []
+        costs.retriever_calls += 1
+        return self.retriever.retrieve(query, self.config.k)
+
+    # -- the loop --------------------------------------------------------------------------
+    def answer(self, question: str) -> Answer:
+        if not isinstance(question, str) or not question.strip():
+            raise UsageError("question is empty")
+        question = question.strip()
+        cfg = self.config
+        t0 = time.perf_counter()
+        before = self.lm.usage.snapshot()
+        costs = Costs()
+        retrievals = 0
+        context: list[Passage] = []
+        pre_retrieval: list[Passage] = []
+
+        pre_prompt = self.templates.build(question)
+        pre = self.trigger.check_question(self._state(question, "", None, -1, pre_prompt))
+        if pre is not None and pre.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
+            pre_retrieval = context = self._retrieve(question, costs)
+            retrievals += 1
+
+        accepted = ""
+        steps: list[StepTrace] = []
+        stop_reason = "step budget"
+        for index in range(cfg.max_steps):
+            draft, prompt = self._draft(question, context, accepted)
+            signal: Signal = self.trigger.score(self._state(question, accepted, draft, index, prompt))
+            trace = StepTrace(index=index, draft=step_text(draft), signal=signal, fired=signal.fired,
+                              draft_tokens=_token_table(draft))
+            final = draft
+            if signal.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
+                trace.query = form_query(question, draft, getattr(self.lm, "detokenize", None), cfg.mask_below)
+                trace.passages = self._retrieve(trace.query, costs)
+                retrievals += 1
+                if trace.passages:
+                    context = trace.passages
+                    final, _ = self._draft(question, context, accepted)
+            trace.text = step_text(final)
+            steps.append(trace)
+            accepted += trace.text
+            if final.finished:
+                stop_reason = "end of answer"
+                break
+            if not trace.text.strip():
+                stop_reason = "empty step"
+                break
+        usage = self.lm.usage.since(before)
+        costs.lm_calls, costs.prompt_tokens, costs.generated_tokens = usage.calls, usage.prompt_tokens, usage.generated_tokens
+        costs.seconds = time.perf_counter() - t0
+        return Answer(question=question, text=accepted.strip(), steps=steps, costs=costs, pre_check=pre,
+                      pre_retrieval=pre_retrieval, trigger=getattr(self.trigger, "name", type(self.trigger).__name__),
+                      stop_reason=stop_reason)

@@ -1,0 +1,85 @@
+"""What every answer carries: the per-step trace and the cost count."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from retrievers.base import Passage
+from triggers.base import Signal
+
+
+@dataclass
+class Costs:
+    lm_calls: int = 0
+    retriever_calls: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StepTrace:
+    """One step: the greedy draft, the trigger's signal, and what happened when it fired."""
+
+    index: int
+    draft: str
+    signal: Signal | None
+    fired: bool
+    query: str | None = None
+    passages: list[Passage] = field(default_factory=list)
+    text: str = ""  # the accepted text of this step (the regenerated one when retrieval fired)
+    draft_tokens: list[dict[str, Any]] = field(default_factory=list)  # token, logprob, entropy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "draft": self.draft,
+            "score": self.signal.score if self.signal else None,
+            "fired": self.fired,
+            "signal": self.signal.to_dict() if self.signal else None,
+            "query": self.query,
+            "passage_ids": [p.id for p in self.passages],
+            "text": self.text,
+            "draft_tokens": self.draft_tokens,
+        }
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    steps: list[StepTrace]
+    costs: Costs
+    pre_check: Signal | None = None  # the question-only check before the first step
+    pre_retrieval: list[Passage] = field(default_factory=list)
+    trigger: str = ""
+    stop_reason: str = ""
+
+    @property
+    def retrieved(self) -> bool:
+        return bool(self.pre_retrieval) or any(s.passages for s in self.steps)
+
+    @property
+    def sources(self) -> list[Passage]:
+        seen: dict[str, Passage] = {p.id: p for p in self.pre_retrieval}
+        for s in self.steps:
+            for p in s.passages:
+                seen.setdefault(p.id, p)
+        return list(seen.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "retrieved": self.retrieved,
+            "trigger": self.trigger,
+            "pre_check": self.pre_check.to_dict() if self.pre_check else None,
+            "pre_retrieval_passage_ids": [p.id for p in self.pre_retrieval],
+            "steps": [s.to_dict() for s in self.steps],
+            "sources": [{"id": p.id, "title": p.title, "score": p.score} for p in self.sources],
+            "costs": self.costs.to_dict(),
+            "stop_reason": self.stop_reason,
+        }

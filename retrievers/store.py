@@ -1,0 +1,192 @@
+"""Index directories on disk: a manifest, the documents, the backend's files; written atomically.
+
+An index is only useful with the corpus it was built from and (for dense kinds) the model that
+embedded it, so the manifest records both and `load_index` refuses a directory that does not
+match instead of returning silently wrong passages. Builds go to a temporary sibling directory and
+are renamed into place only once complete, so a failed or interrupted build never damages an
+index that already works.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from corpora.documents import Document, fingerprint, iter_jsonl, write_jsonl
+from corpora.errors import CorpusError
+from retrievers.base import Retriever, RetrieverError
+
+MANIFEST_NAME = "manifest.json"
+DOCS_NAME = "docs.jsonl"
+FORMAT_VERSION = 1
+KINDS = ("bm25", "faiss", "hybrid")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index directory holds; `options` keeps the build parameters needed to query it the same way."""
+
+    kind: str
+    corpus_fingerprint: str
+    num_documents: int
+    backend: str | None = None
+    index_type: str | None = None
+    embedding_model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+_FIELD_ORDER = ("format_version", "kind", "backend", "index_type", "embedding_model", "corpus_fingerprint", "num_documents", "created", "options")
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    fields = asdict(manifest)
+    ordered = {k: fields[k] for k in _FIELD_ORDER}
+    (path / MANIFEST_NAME).write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse ``path/manifest.json``; anything missing or malformed is a one-line RetrieverError."""
+    if not path.exists():
+        raise RetrieverError(f"{path}: no such index directory")
+    if not path.is_dir():
+        raise RetrieverError(f"{path}: not a directory (an index is a directory with {MANIFEST_NAME})")
+    mpath = path / MANIFEST_NAME
+    if not mpath.is_file():
+        raise RetrieverError(f"{path}: not an index directory (no {MANIFEST_NAME})")
+    try:
+        raw = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RetrieverError(f"{mpath}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise RetrieverError(f"{mpath}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(raw, dict):
+        raise RetrieverError(f"{mpath}: expected a JSON object")
+    missing = [k for k in ("format_version", "kind", "corpus_fingerprint", "num_documents") if k not in raw]
+    if missing:
+        raise RetrieverError(f"{mpath}: missing field(s) {', '.join(missing)}")
+    if raw["format_version"] != FORMAT_VERSION:
+        raise RetrieverError(f"{mpath}: unsupported format_version {raw['format_version']!r} (this version reads {FORMAT_VERSION})")
+    if raw["kind"] not in KINDS:
+        raise RetrieverError(f"{mpath}: unknown index kind {raw['kind']!r} (expected one of {', '.join(KINDS)})")
+    known = set(Manifest.__dataclass_fields__)
+    return Manifest(**{k: v for k, v in raw.items() if k in known})
+
+
+def write_documents(path: Path, docs: Sequence[Document]) -> None:
+    write_jsonl(docs, path / DOCS_NAME)
+
+
+def read_documents(path: Path, manifest: Manifest) -> list[Document]:
+    """The stored corpus, checked against the manifest so a swapped or truncated docs file is caught."""
+    dpath = path / DOCS_NAME
+    if not dpath.is_file():
+        raise RetrieverError(f"{path}: index is incomplete (no {DOCS_NAME})")
+    try:
+        docs = list(iter_jsonl(dpath))
+    except CorpusError as exc:
+        raise RetrieverError(f"index documents unreadable: {exc}") from None
+    if len(docs) != manifest.num_documents or fingerprint(docs) != manifest.corpus_fingerprint:
+        raise RetrieverError(f"{dpath}: does not match the manifest (documents changed after indexing); rebuild the index")
+    return docs
+
+
+@contextmanager
+def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``out_dir``; on success it replaces ``out_dir``, on error it vanishes.
+
+    The old index is moved aside only after the new one is complete, then deleted. Linux cannot
+    swap two directories in one rename, so a crash between the two renames leaves the old index
+    in a ``.<name>.old-*`` sibling rather than losing it.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RetrieverError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise RetrieverError(f"{out}: refusing to replace a non-empty directory that is not an index")
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir(parents=True)  # mkdir, not mkdtemp: the index gets the user's umask, not 0700
+    except OSError as exc:
+        raise RetrieverError(f"{out}: cannot create index directory ({exc})") from None
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        if out.exists():
+            out.rename(old)
+        try:
+            tmp.rename(out)
+        except OSError:
+            if old.exists():
+                old.rename(out)
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_index(
+    directory: str | Path, *, expected_fingerprint: str | None = None, embedding_model: str | None = None
+) -> Retriever:
+    """Reopen a saved index without re-embedding; refuse one built from another corpus or model.
+
+    ``expected_fingerprint`` is `corpora.documents.fingerprint` of the corpus the caller means to
+    search; ``embedding_model`` the model it expects (dense kinds only).
+    """
+    path = Path(directory)
+    manifest = read_manifest(path)
+    if expected_fingerprint is not None and manifest.corpus_fingerprint != expected_fingerprint:
+        raise RetrieverError(
+            f"{path}: index was built from a different corpus (fingerprint {manifest.corpus_fingerprint}, "
+            f"expected {expected_fingerprint}); rebuild it"
+        )
+    if embedding_model is not None and manifest.kind != "bm25" and manifest.embedding_model != embedding_model:
+        raise RetrieverError(
+            f"{path}: index was embedded with {manifest.embedding_model!r}, not {embedding_model!r}; rebuild it"
+        )
+    docs = read_documents(path, manifest)
+    from retrievers.bm25 import BM25Retriever
+    from retrievers.dense import DenseRetriever
+    from retrievers.hybrid import HybridRetriever
+
+    cls = {"bm25": BM25Retriever, "faiss": DenseRetriever, "hybrid": HybridRetriever}[manifest.kind]
+    return cls.from_saved(path, manifest, docs)
+
+
+def damaged(path: Path, exc: BaseException) -> RetrieverError:
+    """A backend file that will not load: one line, naming the directory (library messages can span lines)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RetrieverError(f"{path}: index files are damaged or incomplete ({first})")
+
+
+class IndexDirectory:
+    """What every retriever shares about saving: backend files first, documents, the manifest last.
+
+    The manifest is written last so a directory that has one is complete; `save` goes through
+    `atomic_directory` so it never damages what is already at the destination.
+    """
+
+    docs: list[Document]
+
+    def manifest(self) -> Manifest:
+        raise NotImplementedError
+
+    def write_payload(self, path: Path) -> None:
+        """Write the backend's own files (everything but documents and manifest) into ``path``."""
+        raise NotImplementedError
+
+    def write_to(self, path: Path) -> None:
+        self.write_payload(path)
+        write_documents(path, self.docs)
+        write_manifest(path, self.manifest())
+
+    def save(self, directory: str | Path) -> None:
+        with atomic_directory(directory) as tmp:
+            self.write_to(tmp)

@@ -1,0 +1,43 @@
+"""Shared fixtures: one real default model per test session, the shared data folder, the demo corpus."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """`ARAG_DATA_DIR` or `../shared/data` beside the repository; skip when neither exists."""
+    env = os.environ.get("ARAG_DATA_DIR")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (set ARAG_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_lm():
+    """The real default model (SmolLM2-135M-Instruct from its wheel), loaded once per session."""
+    from rag.hf_model import HFLanguageModel
+
+    return HFLanguageModel.load(None)
+
+
+@pytest.fixture(scope="session")
+def demo_docs():
+    from corpora.demo import demo_documents
+
+    return demo_documents()

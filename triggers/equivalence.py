@@ -1,0 +1,106 @@
+"""Equivalence judges: do two answers to a question mean the same thing?
+
+Semantic entropy (Kuhn et al., ICLR 2023; Farquhar et al., Nature 2024) clusters sampled answers by
+*bidirectional entailment*. Every judge answers the plain question ``equivalent(question, a, b)``;
+a judge that can tell the direction and kind of the relation (an NLI model) also offers
+``implications(question, a, b) -> (a ⇒ b, b ⇒ a)`` as three-way verdicts, and only then does the
+clustering variant (strict vs non-contradiction) make a difference.
+
+Judge specs (``make_judge``): ``lexical``, ``embedding``, ``lexical+embedding`` (either says yes),
+``lm`` (the configured LM asked yes/no), ``nli:MODEL`` (a local sequence-classification NLI model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol, runtime_checkable
+
+from triggers.base import TriggerConfigError
+from triggers.protocols import Sampler
+
+
+class Implication(IntEnum):
+    """Three-way NLI verdict, numbered as jlko's ``check_implication`` returns it."""
+
+    CONTRADICTION = 0
+    NEUTRAL = 1
+    ENTAILMENT = 2
+
+
+@runtime_checkable
+class EquivalenceJudge(Protocol):
+    """``equivalent(question, a, b)``. A judge may also define ``prepare(question, answers)``, called
+    once per step with all distinct answers before any comparison (the embedding judge batches
+    its encoding there)."""
+
+    name: str
+
+    def equivalent(self, question: str, a: str, b: str) -> bool: ...
+
+
+@runtime_checkable
+class EntailmentJudge(EquivalenceJudge, Protocol):
+    """A judge with directional three-way verdicts (NLI), so both clustering variants apply."""
+
+    def implications(self, question: str, a: str, b: str) -> tuple[Implication, Implication]:
+        """``(a ⇒ b, b ⇒ a)``: does ``b`` follow from ``a``, and ``a`` from ``b``."""
+        ...
+
+
+@dataclass
+class EitherJudge:
+    """Equivalent when any member says so; members are asked in order, so put the cheap one first."""
+
+    members: tuple[EquivalenceJudge, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise TriggerConfigError("a combined judge needs at least one member")
+        self.name = self.name or "+".join(m.name for m in self.members)
+
+    def prepare(self, question: str, answers: list[str]) -> None:
+        for m in self.members:
+            prepare = getattr(m, "prepare", None)
+            if prepare is not None:
+                prepare(question, answers)
+
+    def equivalent(self, question: str, a: str, b: str) -> bool:
+        return any(m.equivalent(question, a, b) for m in self.members)
+
+
+JUDGE_NAMES = ("lexical", "embedding", "lexical+embedding", "lm", "nli:MODEL")
+DEFAULT_JUDGE = "lexical"  # best pair accuracy offline: see benchmarks/judge_accuracy.py and the README
+
+
+def make_judge(spec: str | EquivalenceJudge, sampler: Sampler | None = None) -> EquivalenceJudge:
+    """Build a judge from its spec. ``sampler`` is the LM for ``lm``; without one, the trigger
+    hands the step's own model to the judge on first use."""
+    if not isinstance(spec, str):
+        return spec
+    spec = spec.strip()
+    if spec.startswith("nli:") and spec[4:].strip():
+        from triggers.judges.nli import NLIJudge
+
+        return NLIJudge.load(spec[4:].strip())
+    parts = [p.strip() for p in spec.split("+") if p.strip()]
+    if not parts:
+        raise TriggerConfigError(f"empty judge spec; choose from {', '.join(JUDGE_NAMES)}")
+    judges = [_one(p, sampler) for p in parts]
+    return judges[0] if len(judges) == 1 else EitherJudge(tuple(judges))
+
+
+def _one(name: str, sampler: Sampler | None) -> EquivalenceJudge:
+    if name == "lexical":
+        from triggers.judges.lexical import LexicalJudge
+
+        return LexicalJudge()
+    if name == "embedding":
+        from triggers.judges.embedding import EmbeddingJudge
+
+        return EmbeddingJudge()
+    if name == "lm":
+        from triggers.judges.lm import LMJudge
+
+        return LMJudge(sampler)
+    raise TriggerConfigError(f"unknown judge {name!r}; choose from {', '.join(JUDGE_NAMES)}")

@@ -1,0 +1,142 @@
+"""QuCo-style trigger: retrieve when the pretraining corpus gives the model no grounds to know.
+
+QuCo-RAG (Min et al., 2025) reads objective corpus statistics instead of the model's confidence:
+- before generation, the question's entities are rare in the pretraining corpus (their mean count
+  is below τ) → a long-tail knowledge gap → retrieve with the question;
+- during generation, a drafted sentence pairs a question entity with an entity that never
+  co-occurs with it in the corpus (AND count < 1 within a token window) → likely hallucinated →
+  retrieve and regenerate the sentence.
+
+Deviation from QuCo: it extracts (head, relation, tail) triples with a distilled 0.5B model; here
+pairs are (question entity, answer entity) from spaCy (`corpora.entities`). When the question has
+no entity the answer's entities are counted alone (QuCo's two-element tuples).
+
+Scores are continuous so benchmarks can sweep them: runtime −log(1 + min pair count); before
+generation −log(1 + mean frequency per million tokens). Both are 0 at "never seen" and fall as
+the evidence grows; the trigger fires when the count (frequency) is below its threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from corpora.entities import extract_entities
+from corpora.statistics import DEFAULT_WINDOW, CorpusStatistics, score_from_count
+from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
+
+# Runtime: fire when some (question entity, answer entity) pair never co-occurs (QuCo: count < 1).
+DEFAULT_THRESHOLD = 1.0
+# Before generation: QuCo's τ = 10³ occurrences in OLMo-2's ~4·10¹² tokens = 2.5·10⁻⁴ per million.
+# On a proxy corpus of a few million tokens this means "every question entity is absent".
+DEFAULT_QUESTION_THRESHOLD = 2.5e-4
+ENTITIES_MEMO = "entities"  # StepState.memo key prefix: (ENTITIES_MEMO, text) → tuple of entities
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """An answer entity that restates a question entity ("France" / "France's") is no new claim."""
+    x, y = a.lower(), b.lower()
+    return x in y or y in x
+
+
+@dataclass
+class QuCo:
+    statistics: CorpusStatistics
+    threshold: float = DEFAULT_THRESHOLD
+    question_threshold: float = DEFAULT_QUESTION_THRESHOLD
+    window: int = DEFAULT_WINDOW
+    extractor: Callable[[str], Sequence[str]] = field(default=extract_entities, repr=False)
+    name: str = "quco"
+
+    def __post_init__(self) -> None:
+        self.threshold = check_threshold(self.threshold)
+        self.question_threshold = check_threshold(self.question_threshold, "question_threshold")
+        if not isinstance(self.window, int) or isinstance(self.window, bool) or self.window <= 0:
+            raise TriggerConfigError(f"window must be a positive number of tokens, got {self.window!r}")
+
+    def entities(self, state: StepState, text: str) -> tuple[str, ...]:
+        """Entities of ``text``, computed once per step whichever trigger asks first."""
+        return state.memo((ENTITIES_MEMO, text), lambda: tuple(self.extractor(text)))
+
+    # -- before generation -------------------------------------------------------------------
+    def check_question(self, state: StepState) -> Signal:
+        ents = self.entities(state, state.question)
+        stats = self.statistics
+        counts = {e: stats.count(e) for e in ents}
+        details: dict[str, Any] = {
+            "stage": "question", "entities": list(ents), "threshold_per_million": self.question_threshold,
+            "counts": {e: c.count for e, c in counts.items()}, "corpus_tokens": stats.tokens,
+        }
+        if not ents:  # nothing to look up: no evidence of a gap (QuCo does not retrieve either)
+            details["mean_per_million"] = None
+            return Signal(score=score_from_count(1e6), fired=False, details=details)
+        mean_fpm = sum(c.count for c in counts.values()) / len(counts) * 1e6 / max(stats.tokens, 1)
+        details["mean_per_million"] = mean_fpm
+        details["approx"] = any(c.approx for c in counts.values())
+        return Signal(score=score_from_count(mean_fpm), fired=mean_fpm < self.question_threshold, details=details)
+
+    # -- during generation -------------------------------------------------------------------
+    def score(self, state: StepState) -> Signal:
+        text = state.draft.text if state.draft is not None else ""
+        q_ents = self.entities(state, state.question)
+        a_ents = [a for a in self.entities(state, text) if not any(_overlaps(a, q) for q in q_ents)]
+        stats = self.statistics
+        details: dict[str, Any] = {
+            "stage": "step", "question_entities": list(q_ents), "answer_entities": a_ents,
+            "threshold": self.threshold, "window": self.window,
+        }
+        if q_ents:
+            checks = [{"pair": [q, a], **self._count(stats.cooccurrence(q, a, self.window))}
+                      for q in q_ents for a in a_ents]
+            details["pairs"] = checks
+        else:
+            checks = [{"entity": a, **self._count(stats.count(a))} for a in a_ents]
+            details["singles"] = checks
+        if not checks:
+            # No claim to verify: score as if the pair were seen at every corpus position.
+            details["min_count"] = None
+            return Signal(score=score_from_count(stats.tokens), fired=False, details=details)
+        low = min(c["count"] for c in checks)
+        details["min_count"] = low
+        details["approx"] = any(c["approx"] for c in checks)
+        return Signal(score=score_from_count(low), fired=low < self.threshold, details=details)
+
+    @staticmethod
+    def _count(c) -> dict[str, Any]:
+        return {"count": c.count, "approx": c.approx}
+
+
+def from_options(
+    threshold: float | None = None,
+    corpus_index: str | Path | None = None,
+    question_threshold: float | None = None,
+    window: int | None = None,
+    tokenizer: Any = None,
+    corpus_tokenizer: Any = None,
+    max_clause_freq: int | None = None,
+    **_: Any,
+) -> QuCo:
+    """Build from CLI/config options.
+
+    ``corpus_index``: an index folder (built by `arag corpus index`, or a plain infini-gram folder
+    with ``corpus_tokenizer``); without it, the demo index, built once from the shipped demo corpus
+    with ``tokenizer`` (the default model's tokenizer folder or object).
+    """
+    from corpora.infinigram_index import demo_index_dir
+    from corpora.statistics import DEFAULT_MAX_CLAUSE_FREQ
+
+    window = DEFAULT_WINDOW if window is None else window
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        raise TriggerConfigError(f"window must be a positive number of tokens, got {window!r}")
+    if corpus_index is None:
+        if tokenizer is None:
+            raise TriggerConfigError("quco needs --corpus-index DIR, or a tokenizer to build the demo index")
+        corpus_index, corpus_tokenizer = demo_index_dir(tokenizer), None
+    stats = CorpusStatistics.open(corpus_index, corpus_tokenizer, max_diff_tokens=window,
+                                  max_clause_freq=max_clause_freq or DEFAULT_MAX_CLAUSE_FREQ)
+    return QuCo(
+        statistics=stats,
+        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        question_threshold=DEFAULT_QUESTION_THRESHOLD if question_threshold is None else question_threshold,
+        window=window,
+    )
