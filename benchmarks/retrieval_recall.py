@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kinds", default="bm25,faiss,hybrid", help="comma-separated subset of bm25,faiss,hybrid")
     ap.add_argument("--bm25-stemmers", default="english,porter,none", help="PyStemmer algorithms to compare ('none' = no stemming)")
+    ap.add_argument("--rank-bm25", action="store_true", help="also score BM25 with the rank-bm25 backend (BM25Okapi)")
+    ap.add_argument("--pools", default=str(DEFAULT_POOL), help="hybrid candidate pools to compare, e.g. 10,20,50,1000")
     ap.add_argument("--limit", type=int, default=0, help="first N questions only (0 = all)")
     ap.add_argument("--index-dir", type=Path, help="save/reuse the FAISS index here (skips re-embedding on reruns)")
     ap.add_argument("--out", type=Path, help="also write the results as JSON")
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     questions, gold = [q for q, _ in qa], [g for _, g in qa]
     print(f"NQ-open-oracle: {len(questions)} questions, {len(docs)} passages", flush=True)
     rows: dict[str, dict] = {}
-    depth = max(max(KS), DEFAULT_POOL)
+    pools = [int(x) for x in args.pools.split(",")]
+    depth = max(max(KS), *pools)
 
     stems = args.bm25_stemmers.split(",") if "bm25" in kinds else []
     if "hybrid" in kinds and "english" not in stems:
@@ -89,6 +92,12 @@ def main(argv: list[str] | None = None) -> None:
                 "recall": recall(ranked, gold), "seconds": time.perf_counter() - t0}
         if stem == "english":
             sparse_default, sparse_ranked = r, ranked
+
+    if "bm25" in kinds and args.rank_bm25:
+        t0 = time.perf_counter()
+        r = build_retriever("bm25", docs, backend="rank-bm25", progress=False)
+        ranked = [[p.id for p in r.retrieve(q, max(KS))] for q in questions]
+        rows["bm25 rank-bm25 (snowball english)"] = {"recall": recall(ranked, gold), "seconds": time.perf_counter() - t0}
 
     if kinds & {"faiss", "hybrid"}:
         t0 = time.perf_counter()
@@ -109,17 +118,19 @@ def main(argv: list[str] | None = None) -> None:
         if "faiss" in kinds:
             rows["faiss flat"] = {"recall": recall(dense_ranked, gold), "seconds": build_s + time.perf_counter() - t0,
                                   "index_seconds": build_s}
-        if "hybrid" in kinds:
-            hybrid = HybridRetriever(sparse_default, dense)
+        for pool in pools if "hybrid" in kinds else []:
+            hybrid = HybridRetriever(sparse_default, dense, pool=pool)
+            cut = max(max(KS), pool)  # what HybridRetriever.retrieve(q, 10) asks of each part
             t0 = time.perf_counter()
             fused = [
-                [p.id for p in reciprocal_rank_fusion({"bm25": _ids(s), "faiss": _ids(d)})[: max(KS)]]
+                [p.id for p in reciprocal_rank_fusion({"bm25": _ids(s[:cut]), "faiss": _ids(d[:cut])})[: max(KS)]]
                 for s, d in zip(sparse_ranked, dense_ranked)
             ]
             # the shortcut above must equal HybridRetriever.retrieve; check it on a sample
             for q, ids in list(zip(questions, fused))[:25]:
                 assert [p.id for p in hybrid.retrieve(q, max(KS))] == ids, q
-            rows["hybrid rrf"] = {"recall": recall(fused, gold), "seconds": time.perf_counter() - t0}
+            name = "hybrid rrf" if pool == DEFAULT_POOL else f"hybrid rrf (pool {pool})"
+            rows[name] = {"recall": recall(fused, gold), "seconds": time.perf_counter() - t0}
 
     print("\n| retriever | R@1 | R@5 | R@10 | DESIGN.md R@1/5/10 | seconds |\n|---|---|---|---|---|---|")
     for name, row in rows.items():

@@ -36,6 +36,7 @@ FORMAT = "adaptive-rag/infini-gram-v4"
 # with the same vocabulary but other merges or normalisation still encode it differently.
 _PROBE = "Über 1,234 naïve Nobel-Prize winners' café in São Paulo (1889) — ÆØÅ 東京 e.g. Müller's"
 _BATCH = 256
+_PARALLEL_MIN_BYTES = 8 << 20
 
 
 class CorpusIndexError(CorpusError):
@@ -164,7 +165,13 @@ def _write_tokenized(docs: Iterable[Document], tokenizer, out: Path, dtype: str,
 
 
 def _run_suffix_array(tmp: Path, dtype: str, cpus: int, mem_gib: int, progress: bool) -> None:
-    """The suffix-array step of `infini_gram.indexing` (Rust indexer shipped inside the wheel)."""
+    """The suffix-array step of `infini_gram.indexing` (Rust indexer shipped inside the wheel).
+
+    Below a few MB one thread is as fast, and the Rust merge step fails on tiny files (< ~2 kB)
+    when split across threads.
+    """
+    if (tmp / "tokenized.0").stat().st_size < _PARALLEL_MIN_BYTES:
+        cpus = 1
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     ulimit = 20000 if hard == resource.RLIM_INFINITY else min(20000, hard)
     cmd = [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(tmp), "--save_dir", str(tmp),

@@ -3,11 +3,16 @@
 A phrase is counted under every surface form it takes in running text: with and without a leading
 space (BPE gives " Paris" and "Paris" different ids) and capitalised ("nobel prize" → "Nobel
 prize", "Nobel Prize"). The forms are OR-ed as one CNF clause, so a position is counted once
-whichever form sits there. Co-occurrence is infini-gram's AND: occurrences of the rarer phrase
-with an occurrence of the other within ``window`` tokens in the same document.
+whichever form sits there.
 
-Counts are exact unless a clause matches more than ``max_clause_freq`` positions, in which case
-infini-gram subsamples and says so; `Count.approx` carries that flag to the caller.
+Co-occurrence has infini-gram's AND semantics (occurrences of the rarer phrase with an occurrence
+of the other starting within ``window`` tokens, in the same document) but is computed here from
+the two phrases' positions rather than by ``count_cnf(a AND b)``: infini-gram 2.6 merges the
+nearest match on the left and on the right into one span and then drops the span if it crosses a
+document boundary, so "B ⏎ A … B" across two documents loses the in-document pair (see
+tests/test_quco.py::test_cooccurrence_near_a_document_boundary). Positions come from
+``find_cnf`` on each phrase's clause, which subsamples a phrase seen more than
+``max_clause_freq`` times; the count is then scaled up and flagged `Count.approx`.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from corpora.errors import CorpusError
 from corpora.infinigram_index import (
@@ -33,6 +40,17 @@ class Count:
 
     count: int
     approx: bool = False
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """Where a phrase occurs: sorted byte offsets per shard, and the factor that scales a count
+    over these (possibly subsampled) positions back to the whole corpus."""
+
+    ptrs_by_shard: list[np.ndarray]
+    total: int
+    scale: float
+    approx: bool
 
 
 def surface_forms(phrase: str) -> list[str]:
@@ -70,7 +88,7 @@ class CorpusStatistics:
     """
 
     def __init__(self, index_dir: Path, engine: Any, tokenizer: Any, tokens: int, documents: int,
-                 max_clause_freq: int, max_diff_tokens: int) -> None:
+                 max_clause_freq: int, max_diff_tokens: int, token_width: int) -> None:
         self.index_dir = index_dir
         self.engine = engine
         self.tokenizer = tokenizer
@@ -78,8 +96,12 @@ class CorpusStatistics:
         self.documents = documents
         self.max_clause_freq = max_clause_freq
         self.max_diff_tokens = max_diff_tokens
+        self._width = token_width
         self._token_max = engine.token_id_max
+        # Byte offset of every document's separator, per shard: a position's document is a bisection.
+        self._doc_starts = [np.memmap(p, dtype="<u8", mode="r") for p in _shard_files(index_dir, "offset")]
         self.clause = lru_cache(maxsize=65536)(self._clause)
+        self._positions = lru_cache(maxsize=256)(self._find_positions)
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -99,7 +121,7 @@ class CorpusStatistics:
         d = Path(index_dir).expanduser().resolve()
         if not d.is_dir():
             raise CorpusIndexError(f"{d}: corpus index folder not found (build one with `arag corpus index`)")
-        shards = sorted(d.glob("tokenized.*"))
+        shards = _shard_files(d, "tokenized")
         missing = [f"{kind}.{p.suffix[1:]}" for p in shards for kind in ("table", "offset")
                    if not (d / f"{kind}.{p.suffix[1:]}").exists()]
         if not shards or missing:
@@ -142,7 +164,7 @@ class CorpusStatistics:
         if n_docs is None:
             n_docs = engine.get_total_doc_cnt()
             n_tokens = sum(p.stat().st_size for p in shards) // width - n_docs  # minus one separator per document
-        return cls(d, engine, tok, n_tokens, n_docs, max_clause_freq, max_diff_tokens)
+        return cls(d, engine, tok, n_tokens, n_docs, max_clause_freq, max_diff_tokens, width)
 
     # -- queries -----------------------------------------------------------------------------
     def _clause(self, phrase: str) -> tuple[tuple[int, ...], ...]:
@@ -152,29 +174,57 @@ class CorpusStatistics:
         seqs = [tuple(ids) for ids in encode_batch(self.tokenizer, forms)]
         return tuple(s for s in _drop_extensions(seqs) if all(0 <= t < self._token_max for t in s))
 
-    def _cnf_count(self, phrases: list[str], window: int | None) -> Count:
-        cnf = []
-        for p in phrases:
-            clause = self.clause(p)
-            if not clause:  # a phrase no token sequence can match occurs nowhere
-                return Count(0)
-            cnf.append([list(s) for s in clause])
-        res = self.engine.count_cnf(cnf, max_clause_freq=self.max_clause_freq,
-                                    max_diff_tokens=window or self.max_diff_tokens)
+    def count(self, phrase: str) -> Count:
+        """Occurrences of ``phrase`` in any of its surface forms (exact: the forms' counts are
+        summed, and no form is a prefix of another, so no position is counted twice)."""
+        total = 0
+        for seq in self.clause(phrase):
+            res = self.engine.count(list(seq))
+            if "error" in res:
+                raise CorpusError(f"infini-gram query failed: {res['error']}")
+            total += int(res["count"])
+        return Count(total)
+
+    def _find_positions(self, phrase: str) -> _Positions:
+        clause = self.clause(phrase)
+        if not clause:  # a phrase no token sequence can match occurs nowhere
+            return _Positions([], 0, 1.0, False)
+        res = self.engine.find_cnf([[list(s) for s in clause]], max_clause_freq=self.max_clause_freq,
+                                   max_diff_tokens=self.max_diff_tokens)
         if "error" in res:
             raise CorpusError(f"infini-gram query failed: {res['error']}")
-        return Count(int(res["count"]), bool(res["approx"]))
-
-    def count(self, phrase: str) -> Count:
-        """Occurrences of ``phrase`` in any of its surface forms."""
-        return self._cnf_count([phrase], None)
+        ptrs = [np.sort(np.asarray(p, dtype=np.uint64)) for p in res["ptrs_by_shard"]]
+        found = sum(len(p) for p in ptrs)
+        return _Positions(ptrs, int(res["cnt"]), res["cnt"] / found if found else 1.0, bool(res["approx"]))
 
     def cooccurrence(self, a: str, b: str, window: int | None = None) -> Count:
-        """Occurrences of the rarer of ``a``/``b`` with the other within ``window`` tokens (start to
-        start) in the same document; ``window`` defaults to ``max_diff_tokens``."""
-        if window is not None and (not isinstance(window, int) or window <= 0):
+        """Occurrences of the rarer of ``a``/``b`` with an occurrence of the other starting at most
+        ``window`` tokens before or after it, in the same document (``window`` defaults to
+        ``max_diff_tokens``)."""
+        if window is None:
+            window = self.max_diff_tokens
+        if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
             raise CorpusError(f"window must be a positive number of tokens, got {window!r}")
-        return self._cnf_count([a, b], window)
+        pa, pb = self._positions(a), self._positions(b)
+        if pa.total > pb.total:
+            pa, pb = pb, pa
+        reach = window * self._width
+        hits = 0
+        for s, starts in enumerate(self._doc_starts):
+            xa = pa.ptrs_by_shard[s] if s < len(pa.ptrs_by_shard) else np.empty(0, np.uint64)
+            xb = pb.ptrs_by_shard[s] if s < len(pb.ptrs_by_shard) else np.empty(0, np.uint64)
+            if not len(xa) or not len(xb):
+                continue
+            doc_a = np.searchsorted(starts, xa, side="right")
+            doc_b = np.searchsorted(starts, xb, side="right")
+            ia, ib = xa.astype(np.int64), xb.astype(np.int64)
+            nxt = np.searchsorted(xb, xa, side="left")  # first b at or after each a
+            r = np.minimum(nxt, len(xb) - 1)
+            right = (nxt < len(xb)) & (doc_b[r] == doc_a) & (ib[r] - ia <= reach)
+            l = np.maximum(nxt - 1, 0)
+            left = (nxt > 0) & (doc_b[l] == doc_a) & (ia - ib[l] <= reach)
+            hits += int(np.count_nonzero(left | right))
+        return Count(round(hits * pa.scale * pb.scale), pa.approx or pb.approx)
 
     def frequency_per_million(self, phrase: str) -> float:
         """Occurrences per million indexed tokens: comparable across corpora of different sizes."""
@@ -187,7 +237,13 @@ class CorpusStatistics:
 
 def score_from_count(count: float) -> float:
     """−log(1 + count): continuous, monotone, 0 for an unseen phrase, so sweeps can threshold it."""
-    return -math.log1p(max(count, 0.0))
+    return 0.0 - math.log1p(max(count, 0.0))  # 0.0 - x: no "-0.0" in traces
+
+
+def _shard_files(index_dir: Path, kind: str) -> list[Path]:
+    """``kind.0``, ``kind.1``, … in shard order (numeric, so ``.10`` follows ``.9``)."""
+    files = [p for p in index_dir.glob(f"{kind}.*") if p.suffix[1:].isdigit()]
+    return sorted(files, key=lambda p: int(p.suffix[1:]))
 
 
 def _name(tokenizer: Any) -> str:

@@ -212,9 +212,11 @@ class HFLanguageModel:
             if hits:
                 cut, stop_hit = min(hits)
                 text = text[:cut]
-                # keep the tokens whose decoded span starts before the cut
+                # keep the tokens whose decoded span starts before the cut, plus the token carrying
+                # sentence punctuation that the loop puts back (its statistics belong to the step)
+                limit = cut + (1 if stop_hit[0] in ".!?" else 0)
                 keep = 0
-                while keep < len(ids) and len(self.tokenizer.decode(ids[:keep], skip_special_tokens=True)) < cut:
+                while keep < len(ids) and len(self.tokenizer.decode(ids[:keep], skip_special_tokens=True)) < limit:
                     keep += 1
                 ids, lps, ents = ids[:keep], lps[:keep], ents[:keep]
         return Generation(text=text, token_ids=list(ids), tokens=self.tokenizer.convert_ids_to_tokens(list(ids)),

@@ -151,11 +151,18 @@ def normalise_backend(backend: str) -> str:
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores, best first, equal scores in document order.
 
-    A partition first keeps this O(N); which of several documents tied with the k-th score make
-    the cut is up to the partition (the same for the same scores, so results are reproducible).
+    The order is total, so ``retrieve(q, 3)`` is always a prefix of ``retrieve(q, 10)`` even when
+    scores tie at the cut-off (e.g. the zero scores of passages sharing no term with the query).
+    Partitioning keeps it O(N).
     """
-    candidates = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    return candidates[np.lexsort((candidates, -scores[candidates]))]
+    n = len(scores)
+    if k >= n:
+        idx = np.arange(n)
+    else:
+        kth = np.partition(scores, n - k)[n - k]  # the k-th largest score
+        above = np.flatnonzero(scores > kth)
+        idx = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
+    return idx[np.lexsort((idx, -scores[idx]))]
 
 
 class BM25Retriever(IndexDirectory):

@@ -109,12 +109,24 @@ class DenseRetriever(IndexDirectory):
         return self.encoder.name
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS search for query vectors; HNSW explores at least k candidates so it can return k."""
+        """FAISS search for query vectors; HNSW explores at least k candidates so it can return k.
+
+        A single query runs on one OpenMP thread: FAISS cannot split one flat query usefully, and
+        its idle threads spin — on 2 busy cores a 100k x 384 query took 80 ms with 2 threads, 29
+        ms with 1 (benchmarks/perf_retrieval.py). Batches keep all threads.
+        """
         k = min(k, self.num_documents)
+        params = None
         if self.index_type == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(int(self.options.get("ef_search", 128)), k))
+        if len(vectors) > 1:
             return self.index.search(vectors, k, params=params)
-        return self.index.search(vectors, k)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # per calling thread (an OpenMP ICV), restored below
+        try:
+            return self.index.search(vectors, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def retrieve(self, query: str, k: int = 5) -> list[Passage]:
         """The k most similar passages (all of them when k exceeds the corpus, for flat), best first."""

@@ -97,6 +97,15 @@ def test_bm25_known_value_and_title_indexed(tiny_bm25):
     assert top.score == pytest.approx(expected, rel=1e-6)
 
 
+def test_bm25_ranking_is_a_total_order(tiny_bm25):
+    # "zucchini" occurs nowhere: every document scores 0 and document order decides
+    assert [p.id for p in tiny_bm25.retrieve("zucchini", 5)] == ["d0", "d1", "d2", "d3", "d4"]
+    assert [p.id for p in tiny_bm25.retrieve("zucchini", 2)] == ["d0", "d1"]
+    for q in ["apple", "cherry", "banana grape"]:
+        full = [p.id for p in tiny_bm25.retrieve(q, 5)]
+        assert all([p.id for p in tiny_bm25.retrieve(q, k)] == full[:k] for k in range(1, 5))
+
+
 def test_rank_bm25_backend_matches_okapi_formula():
     r = build_retriever("bm25", TINY, backend="rank-bm25", stemmer=None, stopwords=None, k1=1.5, b=0.75, progress=False)
     assert r.backend == "rank-bm25"
@@ -281,8 +290,10 @@ def test_hybrid_hnsw_fuses_by_rrf_and_reloads(small_docs, flat_index, tmp_path):
 
     fused = hybrid.retrieve(q, 10)
     assert len(fused) == 10 and fused[0].id == "nqo00000"
-    sparse_rank = {p.id: r for r, p in enumerate(hybrid.sparse.retrieve(q, 50), 1)}
-    dense_rank = {p.id: r for r, p in enumerate(hybrid.dense.retrieve(q, 50), 1)}
+    assert len({p.id for p in fused}) == 10
+    depth = max(10, hybrid.pool)
+    sparse_rank = {p.id: r for r, p in enumerate(hybrid.sparse.retrieve(q, depth), 1)}
+    dense_rank = {p.id: r for r, p in enumerate(hybrid.dense.retrieve(q, depth), 1)}
     for p in fused:
         expected = sum(1 / (60 + ranks[p.id]) for ranks in (sparse_rank, dense_rank) if p.id in ranks)
         assert p.score == pytest.approx(expected)

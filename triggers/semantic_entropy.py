@@ -55,7 +55,7 @@ def predictive_entropy_rao(log_probs: Sequence[float]) -> float:
 def cluster_assignment_entropy(semantic_ids: Sequence[int]) -> float:
     """Discrete semantic entropy: the entropy of the empirical distribution of cluster ids."""
     n = len(semantic_ids)
-    return -sum((c / n) * math.log(c / n) for c in Counter(semantic_ids).values())
+    return 0.0 - sum((c / n) * math.log(c / n) for c in Counter(semantic_ids).values())
 
 
 def logsumexp_by_id(semantic_ids: Sequence[int], log_likelihoods: Sequence[float]) -> list[float]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from triggers.base import TriggerConfigError
 
-_CACHE_LIMIT = 4096
+_CACHE_LIMIT = 10_000
 
 
 @dataclass

@@ -1,0 +1,132 @@
+"""QuCo check latency and corpus-index build throughput, one run.
+
+Builds an infini-gram index of the pretraining-corpus sample (the shared Wikipedia stand-in plus
+the QA corpora), repeated until it holds at least ``--min-tokens`` tokens, then times, per NQ-open
+question with its gold answer as the drafted step: the pre-generation check (question entities'
+frequency) plus the runtime check (question/answer co-occurrence). spaCy entity extraction is
+timed separately. "cold" clears the phrase caches before every question; "warm" repeats the run.
+
+    python -m benchmarks.perf_quco [--data-dir ../shared/data] [--questions 300] [--min-tokens 10000000]
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The pretraining-corpus sample: a proxy for the LM's (undisclosed) pretraining data.
+SAMPLE_FILES = (
+    "wiki_paragraphs_standin/wiki_paragraphs.jsonl.gz",
+    "nq_open_oracle/corpus.jsonl.gz",
+    "hotpotqa_dev_distractor_500/corpus.jsonl.gz",
+    "musique_ans_dev_200/corpus.jsonl.gz",
+    "flashrag_toy/sample_data.jsonl",
+)
+SAMPLE_TOKENS = 2_650_000  # one pass over SAMPLE_FILES in SmolLM2 tokens (measured)
+
+
+def _data_dir(arg: str | None) -> Path:
+    d = Path(arg or os.environ.get("ARAG_DATA_DIR") or REPO.parent / "shared" / "data")
+    if not d.is_dir():
+        sys.exit(f"shared data not found at {d} (set ARAG_DATA_DIR or --data-dir)")
+    return d
+
+
+def _default_tokenizer():
+    from rag.hf_model import HFLanguageModel
+
+    return HFLanguageModel.load(None).tokenizer
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _questions(data: Path, n: int) -> list[tuple[str, str]]:
+    with gzip.open(data / "nq_open_oracle" / "nq-open-oracle.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    return [(r["question"], r["answers"][0]) for r in rows[:n]]
+
+
+def _time_checks(quco, pairs, ents, cold: bool) -> list[float]:
+    from triggers.base import StepState
+    from triggers.quco import ENTITIES_MEMO
+    from rag.lm import Generation
+
+    stats = quco.statistics
+    out = []
+    for (q, a), (qe, ae) in zip(pairs, ents):
+        if cold:
+            stats.clause.cache_clear()
+            stats._positions.cache_clear()
+        state = StepState(question=q, draft=Generation(text=a))
+        state.memo((ENTITIES_MEMO, q), lambda: qe)  # entities are pre-extracted: spaCy is timed apart
+        state.memo((ENTITIES_MEMO, a), lambda: ae)
+        t = time.perf_counter()
+        quco.check_question(state)
+        quco.score(state)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--questions", type=int, default=300)
+    ap.add_argument("--min-tokens", type=int, default=10_000_000)
+    ap.add_argument("--index", default=None, help="index folder to write (default: a temporary folder, removed after)")
+    args = ap.parse_args(argv)
+
+    from corpora.entities import extract_entities, load_nlp
+    from corpora.infinigram_index import build_index
+    from corpora.statistics import CorpusStatistics
+    from triggers.quco import QuCo
+
+    data = _data_dir(args.data_dir)
+    repeat = -(-args.min_tokens // SAMPLE_TOKENS)
+    tok = _default_tokenizer()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.index) if args.index else Path(tmp) / "index"
+        report = build_index([data / f for f in SAMPLE_FILES] * repeat, out, tok, progress=sys.stderr.isatty())
+        size_mb = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
+        stats = CorpusStatistics.open(out)
+        quco = QuCo(stats)
+        pairs = _questions(data, args.questions)
+
+        t = time.perf_counter()
+        load_nlp()
+        nlp_load = time.perf_counter() - t
+        spacy_ms, ents = [], []
+        for q, a in pairs:
+            t = time.perf_counter()
+            ents.append((extract_entities(q), extract_entities(a)))
+            spacy_ms.append((time.perf_counter() - t) * 1000)
+        cold = _time_checks(quco, pairs, ents, cold=True)
+        warm = _time_checks(quco, pairs, ents, cold=False)
+
+    with_entities = sum(1 for qe, _ in ents if qe)
+    rows = {
+        "index": {"documents": report.documents, "tokens": report.tokens, "text_MB": round(report.text_bytes / 1e6, 1),
+                  "repeats": repeat, "size_on_disk_MB": round(size_mb, 1),
+                  "tokenize_s": round(report.tokenize_seconds, 1), "suffix_array_s": round(report.index_seconds, 1),
+                  "build_MB_per_s": round(report.mb_per_second, 2)},
+        "questions": len(pairs), "questions_with_entities": with_entities,
+        "quco_check_ms_cold": {"median": round(statistics.median(cold), 3), "p95": round(_pct(cold, 0.95), 3)},
+        "quco_check_ms_warm": {"median": round(statistics.median(warm), 3), "p95": round(_pct(warm, 0.95), 3)},
+        "spacy_ms_per_question": {"median": round(statistics.median(spacy_ms), 2), "p95": round(_pct(spacy_ms, 0.95), 2),
+                                  "model_load_s": round(nlp_load, 2)},
+    }
+    print(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
