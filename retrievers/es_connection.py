@@ -126,6 +126,13 @@ def _reason(exc) -> str:
     return getattr(exc, "message", None) or _first_line(exc)
 
 
+def index_missing(conn: Connection, index: str) -> ElasticsearchIndexMissing:
+    return ElasticsearchIndexMissing(
+        f"Elasticsearch at {conn.safe_url} has no index {index!r}: build it with "
+        f"`arag index build CORPUS --retriever elasticsearch --es-index {index}`"
+    )
+
+
 def translate(exc: Exception, conn: Connection, index: str, doing: str) -> ElasticsearchError:
     """One error type per thing a user fixes differently; ``doing`` says what was attempted ("search", "bulk indexing")."""
     import elasticsearch as es
@@ -137,7 +144,7 @@ def translate(exc: Exception, conn: Connection, index: str, doing: str) -> Elast
     if isinstance(exc, es.AuthorizationException):
         return ElasticsearchAuthError(f"{where}: not allowed to do {doing} on index {index!r} (403: {_reason(exc)})")
     if isinstance(exc, es.NotFoundError) and "index_not_found" in _reason(exc):
-        return ElasticsearchIndexMissing(f"{where} has no index {index!r}: build it with `arag index build CORPUS --retriever elasticsearch --es-index {index}`")
+        return index_missing(conn, index)
     if isinstance(exc, es.UnsupportedProductError):
         return ElasticsearchUnreachable(f"{conn.safe_url} is not an Elasticsearch server")
     if isinstance(exc, TlsError):
