@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from corpora.documents import fingerprint, load_documents  # noqa: E402
-from retrievers import Passage, RetrieverError, build_index, build_retriever, load_index, reciprocal_rank_fusion  # noqa: E402
+from retrievers import DenseRetriever, Passage, RetrieverError, build_index, build_retriever, load_index, reciprocal_rank_fusion  # noqa: E402
 from retrievers.hybrid import DEFAULT_POOL, HybridRetriever  # noqa: E402
 
 KS = (1, 5, 10)
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="also write the results as JSON")
     args = ap.parse_args(argv)
     kinds = set(args.kinds.split(","))
+    if not kinds <= {"bm25", "faiss", "hybrid"}:
+        ap.error(f"--kinds takes bm25, faiss, hybrid; got {args.kinds}")
 
     folder = data_dir()
     docs = load_documents(folder / "corpus.jsonl.gz")
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
                 dense = load_index(args.index_dir, expected_fingerprint=fingerprint(docs))
             except RetrieverError as exc:
                 sys.exit(str(exc))
+            if not isinstance(dense, DenseRetriever):
+                sys.exit(f"{args.index_dir}: holds a {dense.kind} index, not a faiss one")
         elif args.index_dir:
             dense = build_index("faiss", docs, args.index_dir)
         else:
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         _, idx = dense.search(dense.encoder.encode(questions, progress=sys.stderr.isatty()), depth)
         dense_ranked = [[dense.docs[i].id for i in row if i >= 0] for row in idx]
         if "faiss" in kinds:
-            rows["faiss flat"] = {"recall": recall(dense_ranked, gold), "seconds": build_s + time.perf_counter() - t0,
+            rows[f"faiss {dense.index_type}"] = {"recall": recall(dense_ranked, gold), "seconds": build_s + time.perf_counter() - t0,
                                   "index_seconds": build_s}
         for pool in pools if "hybrid" in kinds else []:
             hybrid = HybridRetriever(sparse_default, dense, pool=pool)

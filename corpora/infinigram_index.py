@@ -206,9 +206,15 @@ def build_index(
         docs: Iterable[Document] = items
         sources = [description or f"{len(items)} documents"]
     else:
+        seen: set[Path] = set()
         for p in items:
             if not Path(p).exists():
                 raise CorpusError(f"{p}: no such file or folder")
+            if Path(p).resolve() in seen:
+                # it would double every count, and a corpus followed by itself makes the suffix-array
+                # merge compare suffixes for the corpus's whole length (hours instead of seconds)
+                raise CorpusError(f"{p}: listed twice")
+            seen.add(Path(p).resolve())
         docs = iter_documents(items)
         sources = [str(Path(p).resolve()) for p in items]
     if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()):

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -151,13 +151,20 @@ class HFLanguageModel:
         max_new_tokens: int = 64,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        top_logprobs: int = 0,
+        on_token: Callable[[int, int], None] | None = None,
     ) -> list[list[Generation]]:
+        """``top_logprobs=k`` keeps the k most likely tokens per position (the OpenAI-compatible server
+        returns them); ``on_token(sample_index, token_id)`` is called as each token is produced, for
+        streaming (it sees tokens that a stop string later cuts off: the caller holds text back)."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         with self._lock:
-            return [self._generate_one(p, n, temperature, top_p, max_new_tokens, stop, seed) for p in prompts]
+            return [self._generate_one(p, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, on_token)
+                    for p in prompts]
 
-    def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed) -> list[Generation]:
+    def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs=0,
+                      on_token=None) -> list[Generation]:
         ids = self.encode(self.render(prompt))
         gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % (2**63))
         out = self.model(input_ids=torch.tensor([ids]), use_cache=True)  # one prefill for all n
@@ -169,6 +176,7 @@ class HFLanguageModel:
         seqs: list[list[int]] = [[] for _ in range(n)]
         lps: list[list[float]] = [[] for _ in range(n)]
         ents: list[list[float]] = [[] for _ in range(n)]
+        tops: list[list[dict[str, float]]] = [[] for _ in range(n)]
         done = [False] * n
         finished = [False] * n
         stop = [s for s in (stop or []) if s]
@@ -180,6 +188,7 @@ class HFLanguageModel:
             else:
                 nxt = _sample(logits / temperature, top_p, gen)
             chosen = logp.gather(1, nxt[:, None])[:, 0]
+            top = logp.topk(top_logprobs, dim=-1) if top_logprobs > 0 else None
             for i in range(n):
                 if done[i]:
                     continue
@@ -190,6 +199,11 @@ class HFLanguageModel:
                 seqs[i].append(t)
                 lps[i].append(float(chosen[i]))
                 ents[i].append(float(entropy[i]))
+                if top is not None:
+                    tops[i].append(dict(zip(self.tokenizer.convert_ids_to_tokens(top.indices[i].tolist()),
+                                            top.values[i].tolist())))
+                if on_token is not None:
+                    on_token(i, t)
                 if stop and any(s in self.tokenizer.decode(seqs[i][-8:], skip_special_tokens=True) for s in stop):
                     done[i] = True
             if all(done):
@@ -197,13 +211,13 @@ class HFLanguageModel:
             out = self.model(input_ids=nxt[:, None], cache=cache, use_cache=True)
             cache = out.cache
             logits = out.logits[:, -1, :].float()
-        gens = [self._finish(seqs[i], lps[i], ents[i], finished[i], stop, len(ids)) for i in range(n)]
+        gens = [self._finish(seqs[i], lps[i], ents[i], finished[i], stop, len(ids), tops[i]) for i in range(n)]
         self.usage.calls += 1
         self.usage.prompt_tokens += len(ids)
         self.usage.generated_tokens += sum(len(s) for s in seqs)
         return gens
 
-    def _finish(self, ids, lps, ents, finished, stop, prompt_len) -> Generation:
+    def _finish(self, ids, lps, ents, finished, stop, prompt_len, tops=()) -> Generation:
         """Cut at the first stop string (excluded, as in OpenAI's API) and keep the matching token stats."""
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         stop_hit = None
@@ -220,7 +234,8 @@ class HFLanguageModel:
                     keep += 1
                 ids, lps, ents = ids[:keep], lps[:keep], ents[:keep]
         return Generation(text=text, token_ids=list(ids), tokens=self.tokenizer.convert_ids_to_tokens(list(ids)),
-                          logprobs=lps, entropies=ents, finished=finished, prompt_tokens=prompt_len, stop=stop_hit)
+                          logprobs=lps, entropies=ents, finished=finished, prompt_tokens=prompt_len, stop=stop_hit,
+                          top_logprobs=list(tops[: len(ids)]))
 
     @torch.inference_mode()
     def score(self, prompt: PromptLike, continuation: str) -> Generation:

@@ -42,6 +42,8 @@ class Generation:
     prompt_tokens: int = 0
     approximate_entropy: bool = False  # True when entropies come from top-k log-probs only (HTTP backends)
     stop: str | None = None  # the stop string that ended generation (excluded from ``text``)
+    # per token, the most likely alternatives {token: logprob}; filled only when asked (``top_logprobs=k``)
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def mean_logprob(self) -> float:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from rag.errors import UsageError
-from rag.lm import Generation, LanguageModel
+from rag.lm import Generation, LanguageModel, Prompt
 from rag.prompts import PromptTemplates
 from rag.query import form_query
+from rag.streaming import AnswerText, StepStream, accepts, token_decoder
 from rag.trace import Answer, Costs, StepTrace
 from retrievers.base import Passage, Retriever, check_k
 from triggers.base import Signal, StepState, Trigger
@@ -38,6 +39,7 @@ class LoopConfig:
     mask_below: float = 0.4  # FLARE: draft tokens below this probability are left out of the query
     seed: int | None = 0  # for triggers that sample; greedy drafting ignores it
     stops: Sequence[str] = field(default_factory=lambda: SENTENCE_STOPS)
+    top_logprobs: int = 0  # > 0: keep the k most likely tokens per position (models that support it)
 
     def __post_init__(self) -> None:
         check_k(self.k)
@@ -71,9 +73,17 @@ class AdaptiveRAG:
         self.config = config or LoopConfig()
 
     # -- one step ------------------------------------------------------------------------
-    def _draft(self, question: str, context: list[Passage], accepted: str) -> tuple[Generation, object]:
+    def _draft(self, question: str, context: list[Passage], accepted: str, history: Sequence[tuple[str, str]] = (),
+               stream: StepStream | None = None) -> tuple[Generation, object]:
         prompt = self.templates.build(question, context, prefix=accepted)
-        g = self.lm.generate([prompt], max_new_tokens=self.config.step_tokens, stop=self.config.stops)[0][0]
+        if history:  # earlier turns of a conversation come before this question (rag/conversation.py)
+            prompt = Prompt(messages=tuple(history) + prompt.messages, prefix=prompt.prefix)
+        extra: dict = {}
+        if self.config.top_logprobs > 0 and accepts(self.lm.generate, "top_logprobs"):
+            extra["top_logprobs"] = self.config.top_logprobs
+        if stream is not None:
+            extra["on_token"] = stream.on_token
+        g = self.lm.generate([prompt], max_new_tokens=self.config.step_tokens, stop=self.config.stops, **extra)[0][0]
         return g, prompt
 
     def _state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt) -> StepState:
@@ -88,10 +98,23 @@ class AdaptiveRAG:
         return self.retriever.retrieve(query, self.config.k)
 
     # -- the loop --------------------------------------------------------------------------
-    def answer(self, question: str) -> Answer:
+    def answer(self, question: str, *, history: Sequence[tuple[str, str]] = (), retrieval_query: str | None = None,
+               on_text: Callable[[str], None] | None = None) -> Answer:
+        """Answer one question.
+
+        ``history``: earlier (role, content) turns put before the question in every prompt;
+        ``retrieval_query``: what to retrieve with instead of the question (a conversation's condensed
+        query); ``on_text``: called with accepted answer text as soon as it is final — never with a
+        draft the trigger rejects — and the pieces add up to ``Answer.text``. A step regenerated with
+        passages (or drafted when no retrieval is possible any more) streams token by token when the
+        model supports ``on_token``; a draft that the trigger accepts arrives as one piece.
+        """
         if not isinstance(question, str) or not question.strip():
             raise UsageError("question is empty")
         question = question.strip()
+        base_query = retrieval_query.strip() if retrieval_query and retrieval_query.strip() else question
+        out = AnswerText(on_text) if on_text is not None else None
+        decode = token_decoder(self.lm) if out is not None else None
         cfg = self.config
         t0 = time.perf_counter()
         before = self.lm.usage.snapshot()
@@ -103,26 +126,36 @@ class AdaptiveRAG:
         pre_prompt = self.templates.build(question)
         pre = self.trigger.check_question(self._state(question, "", None, -1, pre_prompt))
         if pre is not None and pre.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
-            pre_retrieval = context = self._retrieve(question, costs)
+            pre_retrieval = context = self._retrieve(base_query, costs)
             retrievals += 1
 
         accepted = ""
         steps: list[StepTrace] = []
         stop_reason = "step budget"
         for index in range(cfg.max_steps):
-            draft, prompt = self._draft(question, context, accepted)
+            # no retrieval possible: the draft will be accepted whatever the trigger says, so stream it
+            final_stream = None
+            if decode is not None and (self.retriever is None or retrievals >= cfg.max_retrievals):
+                final_stream = StepStream(decode, cfg.stops, out.feed)
+            draft, prompt = self._draft(question, context, accepted, history, final_stream)
             signal: Signal = self.trigger.score(self._state(question, accepted, draft, index, prompt))
             trace = StepTrace(index=index, draft=step_text(draft), signal=signal, fired=signal.fired,
                               draft_tokens=_token_table(draft))
             final = draft
             if signal.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
-                trace.query = form_query(question, draft, getattr(self.lm, "detokenize", None), cfg.mask_below)
+                trace.query = form_query(base_query, draft, getattr(self.lm, "detokenize", None), cfg.mask_below)
                 trace.passages = self._retrieve(trace.query, costs)
                 retrievals += 1
                 if trace.passages:
                     context = trace.passages
-                    final, _ = self._draft(question, context, accepted)
+                    final_stream = StepStream(decode, cfg.stops, out.feed) if decode is not None else None
+                    final, _ = self._draft(question, context, accepted, history, final_stream)
             trace.text = step_text(final)
+            trace.generation = final
+            if final_stream is not None:
+                final_stream.finish(trace.text)
+            elif out is not None:
+                out.feed(trace.text)
             steps.append(trace)
             accepted += trace.text
             if final.finished:

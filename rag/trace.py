@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag.lm import Generation
 from retrievers.base import Passage
 from triggers.base import Signal
 
@@ -32,6 +33,7 @@ class StepTrace:
     passages: list[Passage] = field(default_factory=list)
     text: str = ""  # the accepted text of this step (the regenerated one when retrieval fired)
     draft_tokens: list[dict[str, Any]] = field(default_factory=list)  # token, logprob, entropy
+    generation: Generation | None = field(default=None, repr=False)  # the accepted step's generation (not in to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -217,6 +217,21 @@ def test_missing_or_incomplete_index_is_a_clear_error(tmp_path):
         CorpusStatistics.open(tmp_path / "empty")
 
 
+def test_plain_infinigram_folder_with_its_tokenizer(crafted, tmp_path, tok):
+    """A prebuilt infini-gram index (no manifest) opens when given the tokenizer it was built with."""
+    index_dir, stats, _ = crafted
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name in ("tokenized.0", "table.0", "offset.0"):
+        shutil.copy(index_dir / name, plain / name)
+    with pytest.raises(CorpusIndexError, match="pass the tokenizer"):
+        CorpusStatistics.open(plain)
+    other = CorpusStatistics.open(plain, tokenizer=tok)
+    assert (other.tokens, other.documents) == (stats.tokens, stats.documents)
+    assert other.count("Paris") == stats.count("Paris")
+    assert other.cooccurrence("Freedonia", "Blutberg") == stats.cooccurrence("Freedonia", "Blutberg")
+
+
 def test_index_from_another_tokenizer_is_a_clear_error(crafted, tmp_path, other_tokenizer_dir, tok):
     index_dir, _, _ = crafted
     with pytest.raises(CorpusIndexError, match="another tokenizer"):

@@ -1,0 +1,75 @@
+"""`arag bench`: wire dataset, retriever, model and triggers into the runner, then write the report."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.datasets import QAExample, corpus_paths, load_dataset
+from benchmarks.report import write_report
+from benchmarks.runner import (FIXED_POLICIES, MANIFEST, BenchConfig, QuestionRunner, _write_json_atomic,
+                               prepare_run_dir, read_results, run_questions)
+from triggers.base import Trigger
+
+
+def default_out_dir(config: BenchConfig, root: Path = Path("runs") / "bench") -> Path:
+    """One folder per configuration, so rerunning the same command resumes and another one does not collide."""
+    digest = hashlib.sha256(json.dumps(config.key(), sort_keys=True).encode()).hexdigest()[:8]
+    return root / f"{config.dataset}-{config.retriever}-{config.corpus}-k{config.k}-{digest}"
+
+
+def build_triggers(policies: tuple[str, ...], lm: Any, options: dict[str, Any]) -> dict[str, Trigger]:
+    """Every non-fixed policy by name through the registry (``a+b`` = any of). QuCo without
+    ``--corpus-index`` builds its demo index with the model's tokenizer."""
+    from rag.registry import build_trigger
+
+    return {p: build_trigger(p, lm=lm, tokenizer=getattr(lm, "tokenizer", None), **options)
+            for p in policies if p not in FIXED_POLICIES}
+
+
+def thresholds_of(triggers: dict[str, Trigger]) -> dict[str, Any]:
+    return {name: getattr(t, "threshold", None) for name, t in triggers.items()}
+
+
+def select(records: list[dict], examples: list[QAExample]) -> list[dict]:
+    """The records of this invocation's examples, in dataset order (a folder may hold more)."""
+    by_id = {r["id"]: r for r in records}
+    return [by_id[e.id] for e in examples if e.id in by_id]
+
+
+def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path, limit: int | None = None, *, lm: Any = None,
+                  index: str | None = None, progress: bool = True, metric: str = "contains", command: str = "",
+                  report_only: bool = False) -> dict[str, Any]:
+    """Run what is missing of ``config`` in ``out_dir`` (resuming), then write every report file.
+    Returns the summary."""
+    examples = load_dataset(config.dataset, data_dir, config.split, config.relation, limit, config.shuffle_seed)
+    records = prepare_run_dir(out_dir, config)
+    manifest_path = out_dir / MANIFEST
+    run = json.loads(manifest_path.read_text(encoding="utf-8"))
+    done = {r["id"] for r in records}
+    if not report_only and any(e.id not in done for e in examples):
+        t0 = time.perf_counter()
+        from rag.components import open_retriever
+        from rag.pipeline import load_language_model
+
+        paths = None if index else [str(p) for p in corpus_paths(config.dataset, data_dir, config.corpus)]
+        retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress)
+        lm = lm or load_language_model(config.model)
+        triggers = build_triggers(config.policies, lm, config.trigger_options)
+        runner = QuestionRunner(lm, retriever, triggers, config.loop_config())
+        run.update(command=command, setup_seconds=time.perf_counter() - t0, thresholds=thresholds_of(triggers),
+                   data_dir=str(data_dir), model_name=getattr(lm, "name", config.model))
+        _write_json_atomic(manifest_path, run)
+        run_questions(runner, examples, out_dir, done, progress=progress)
+        records = read_results(out_dir)
+    elif command and not run.get("command"):
+        run["command"] = command
+        _write_json_atomic(manifest_path, run)
+    chosen = select(records, examples)
+    if not chosen:
+        from benchmarks.runner import BenchError
+
+        raise BenchError(f"{out_dir}: no results yet for these questions")
+    return write_report(chosen, config.policies, out_dir, metric, run.get("thresholds"))

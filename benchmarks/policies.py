@@ -1,0 +1,82 @@
+"""Policies derived from cached per-question records: the answer, whether it retrieved, and its cost.
+
+A trigger policy at score cut ``c`` (None: the trigger's own configured decision) answers with
+the retrieval-augmented step when the score is above ``c`` and with the closed-book draft
+otherwise, and is charged the draft + its signal + (retrieval + regeneration when it fired) —
+what `AdaptiveRAG` with ``max_steps=1`` spends. QuCo's question check keeps its configured
+decision in a sweep; the cut then applies to the score of whichever draft the loop would have made.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from benchmarks.costs import add
+
+SWEEP_POINTS = 21  # score quantiles 0, 5, ..., 100 %
+
+
+@dataclass
+class Outcome:
+    text: str
+    retrieved: bool
+    costs: dict[str, float]
+    fired: bool
+
+
+def _score(s: Any) -> float:
+    return float(s)  # JSON keeps infinite scores as "inf"/"-inf", which float() reads back
+
+
+def _fires(sig: dict[str, Any], cut: float | None) -> bool:
+    return bool(sig["fired"]) if cut is None else _score(sig["score"]) > cut
+
+
+def outcome(record: dict[str, Any], policy: str, cut: float | None = None) -> Outcome:
+    if "live" in record:
+        live = record["live"][policy]
+        return Outcome(live["text"], live["retrieved"], live["costs"], live["retrieved"])
+    closed, rag = record["closed_book"], record["rag"]
+    if policy == "never":
+        return Outcome(closed["text"], False, closed["costs"], False)
+    if policy == "always":
+        return Outcome(rag["text"], bool(rag["passage_ids"]), add(closed["costs"], rag["costs"]), True)
+    pre = record.get("pre", {}).get(policy)
+    if pre is not None and pre["signal"]["fired"]:
+        # the loop retrieved with the question, drafted with those passages, then scored that draft
+        step = pre["step"]
+        base = add(pre["signal"]["costs"], pre["draft"]["costs"], step["costs"])
+        if _fires(step, cut):
+            second = pre["rag"]
+            return Outcome(second["text"], True, add(base, second["costs"]), True)
+        return Outcome(pre["draft"]["text"], bool(pre["draft"]["passage_ids"]), base, True)
+    sig = record["signals"][policy]
+    base = add(closed["costs"], sig["costs"], pre["signal"]["costs"] if pre else {})
+    if _fires(sig, cut):
+        return Outcome(rag["text"], bool(rag["passage_ids"]), add(base, rag["costs"]), True)
+    return Outcome(closed["text"], False, base, False)
+
+
+def sweepable(policy: str, records: Sequence[dict[str, Any]]) -> bool:
+    """A sweep needs one score scale: single triggers, on single-step (cached) records."""
+    return policy not in ("never", "always") and "+" not in policy and bool(records) and "live" not in records[0]
+
+
+def step_scores(records: Sequence[dict[str, Any]], policy: str) -> list[float]:
+    """Every score a cut of ``policy`` is compared with (closed-book drafts and pre-retrieval drafts)."""
+    out = [_score(r["signals"][policy]["score"]) for r in records]
+    out += [_score(p["step"]["score"]) for r in records if (p := r.get("pre", {}).get(policy)) and "step" in p]
+    return out
+
+
+def sweep_cuts(scores: Sequence[float], points: int = SWEEP_POINTS) -> list[float]:
+    """Cuts at the observed score quantiles, plus −inf (always retrieve); "fire when score > cut"
+    at the 100 % quantile never fires."""
+    finite = np.asarray([s for s in scores if math.isfinite(s)], dtype=float)
+    if finite.size == 0:
+        return [-math.inf]
+    qs = np.quantile(finite, np.linspace(0.0, 1.0, points))
+    return [-math.inf] + sorted(set(float(q) for q in qs))

@@ -1,0 +1,253 @@
+"""The benchmark runner: per question, compute every expensive thing once, then derive the policies.
+
+For single-step answers (``max_steps=1``, the default for short-answer sets) a policy's answer is
+one yes/no away from two cached generations, so per question the runner computes, exactly as
+`AdaptiveRAG` with ``LoopConfig(max_steps=1)`` would:
+
+1. the closed-book draft (``AdaptiveRAG._draft``, greedy, token statistics kept);
+2. every requested trigger's signal on the *same* step state (``AdaptiveRAG._state``), so N
+   samples drawn for one trigger are reused by the next;
+3. the retrieval-augmented answer: FLARE masked query (`rag.query.form_query`) → top-k →
+   regenerate the step with the passages;
+4. for triggers with a question check (QuCo): the check, and when it fires the pre-retrieval
+   branch (retrieve with the question → draft with those passages → the trigger scores that draft
+   → when it fires, masked query → retrieve → regenerate), i.e. the loop's path after a fired check.
+
+Policy(θ) = RAG answer if the score crosses θ, else the closed-book draft (`benchmarks.policies`);
+a whole threshold sweep costs nothing more. With ``max_steps > 1`` the decisions change the text
+that follows, so every policy runs for real through `AdaptiveRAG` instead.
+
+Results are appended to ``results.jsonl`` one flushed line per question; a rerun skips the ids
+already there, so a killed run resumes with nothing lost or duplicated.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from benchmarks.costs import LedgerState, Meter, add, zero
+from benchmarks.datasets import QAExample
+from rag.loop import AdaptiveRAG, LoopConfig, step_text
+from rag.query import form_query
+from retrievers.base import Passage, Retriever
+from triggers import Never, TokenConfidence
+from triggers.base import Signal, Trigger
+
+FIXED_POLICIES = ("never", "always")
+FREE_AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy")  # extra signals from the draft's own statistics
+RESULTS, MANIFEST = "results.jsonl", "run.json"
+
+
+class BenchError(ValueError):
+    """Bad benchmark input: an unknown policy, or a run folder that holds another configuration."""
+
+
+@dataclass
+class BenchConfig:
+    """Everything that determines the per-question results; a resumed run must match it."""
+
+    dataset: str
+    policies: tuple[str, ...]
+    split: str | None = None
+    relation: str | None = None
+    shuffle_seed: int | None = 0
+    retriever: str = "bm25"
+    corpus: str = "own"
+    k: int = 3
+    model: str = "default"
+    max_steps: int = 1
+    seed: int = 0
+    trigger_options: dict[str, Any] = field(default_factory=dict)
+
+    def loop_config(self) -> LoopConfig:
+        return LoopConfig(k=self.k, max_steps=self.max_steps, seed=self.seed)
+
+    def key(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
+    names = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    if not names:
+        raise BenchError("no policies given")
+    if len(set(names)) != len(names):
+        raise BenchError(f"a policy is listed twice: {', '.join(names)}")
+    return tuple(names)
+
+
+def _json_float(x: float) -> float | str:
+    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def signal_dict(sig: Signal, costs: dict[str, float] | None = None, details: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"score": _json_float(float(sig.score)), "fired": bool(sig.fired)}
+    if details:
+        out["details"] = sig.details
+    if costs is not None:
+        out["costs"] = costs
+    return out
+
+
+class QuestionRunner:
+    """Computes one question's cached record (see the module docstring)."""
+
+    def __init__(self, lm: Any, retriever: Retriever, triggers: dict[str, Trigger], config: LoopConfig) -> None:
+        self.lm, self.retriever, self.triggers, self.config = lm, retriever, triggers, config
+        self.meter = Meter(lm)
+        self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for _draft/_state only
+
+    # -- cached pieces of one question -------------------------------------------------------------
+    def _draft(self, question: str, context: list[Passage], cache: dict):
+        key = tuple(p.id for p in context)
+        if key not in cache:
+            with self.meter.measure() as cost:
+                g, prompt = self.loop._draft(question, context, "")
+            cache[key] = (g, prompt, cost)
+        return cache[key]
+
+    def _retrieve(self, query: str, cache: dict) -> tuple[list[Passage], dict[str, float]]:
+        if query not in cache:
+            with self.meter.measure(retriever_calls=1) as cost:
+                passages = self.retriever.retrieve(query, self.config.k)
+            cache[query] = (passages, cost)
+        return cache[query]
+
+    def _rag(self, question: str, draft, drafts: dict, retrievals: dict) -> dict[str, Any]:
+        """What the loop does when the trigger fires on ``draft``: masked query, retrieve, regenerate."""
+        query = form_query(question, draft, getattr(self.lm, "detokenize", None), self.config.mask_below)
+        passages, r_cost = self._retrieve(query, retrievals)
+        final, d_cost = draft, zero()
+        if passages:
+            final, _, d_cost = self._draft(question, passages, drafts)
+        return {"query": query, "passage_ids": [p.id for p in passages], "text": step_text(final).strip(),
+                "costs": add(r_cost, d_cost)}
+
+    def _score(self, trigger: Trigger, state: LedgerState) -> dict[str, Any]:
+        state.used = set()
+        before = set(state.draws)
+        with self.meter.measure() as measured:
+            sig = trigger.score(state)
+        return signal_dict(sig, state.charge(set(state.draws) - before, measured))
+
+    def _pre_branch(self, question: str, trigger: Trigger, drafts: dict, retrievals: dict) -> dict[str, Any] | None:
+        pre_state = LedgerState.of(self.loop._state(question, "", None, -1, self.loop.templates.build(question)), self.meter)
+        with self.meter.measure() as cost:
+            pre = trigger.check_question(pre_state)
+        if pre is None:
+            return None
+        entry: dict[str, Any] = {"signal": signal_dict(pre, cost)}
+        if pre.fired:
+            passages, r_cost = self._retrieve(question, retrievals)
+            g, prompt, d_cost = self._draft(question, passages, drafts)
+            state = LedgerState.of(self.loop._state(question, "", g, 0, prompt), self.meter)
+            entry["draft"] = {"text": step_text(g).strip(), "passage_ids": [p.id for p in passages],
+                              "costs": add(r_cost, d_cost)}
+            entry["step"] = self._score(trigger, state)
+            entry["rag"] = self._rag(question, g, drafts, retrievals)
+        return entry
+
+    def run(self, ex: QAExample) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        q = ex.question.strip()
+        drafts: dict = {}
+        retrievals: dict = {}
+        record: dict[str, Any] = {"id": ex.id, "question": q, "answers": list(ex.answers)}
+        if self.config.max_steps > 1:
+            record["live"] = self._live(q)
+        else:
+            pre = {name: e for name, t in self.triggers.items() if (e := self._pre_branch(q, t, drafts, retrievals))}
+            g, prompt, cost = self._draft(q, [], drafts)
+            record["closed_book"] = {"text": step_text(g).strip(), "tokens": len(g.token_ids), "costs": cost}
+            state = LedgerState.of(self.loop._state(q, "", g, 0, prompt), self.meter)
+            record["signals"] = {name: self._score(t, state) for name, t in self.triggers.items()}
+            record["extra_signals"] = {f"token-confidence:{a}": _json_float(TokenConfidence(a).score(state).score)
+                                       for a in FREE_AGGREGATIONS}
+            record["rag"] = self._rag(q, g, drafts, retrievals)
+            if pre:
+                record["pre"] = pre
+        record["wall_seconds"] = time.perf_counter() - t0
+        return record
+
+    def _live(self, question: str) -> dict[str, Any]:
+        """Multi-step answers: run each policy for real (``never`` always, for the correctness labels)."""
+        from triggers import Always
+
+        policies: dict[str, Trigger] = {"never": Never(), "always": Always(), **self.triggers}
+        out = {}
+        for name, trig in policies.items():
+            ans = AdaptiveRAG(self.lm, self.retriever, trig, config=self.config).answer(question)
+            first = ans.steps[0].signal if ans.steps and not ans.pre_retrieval else None
+            out[name] = {"text": ans.text, "retrieved": ans.retrieved, "costs": ans.costs.to_dict(),
+                         "first_step": signal_dict(first, details=False) if first else None,
+                         "pre_fired": bool(ans.pre_check and ans.pre_check.fired)}
+        return out
+
+
+# -- the run folder: manifest, append-only results, resume ------------------------------------------
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def read_results(out_dir: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """The records in ``results.jsonl``. A run killed mid-line leaves a partial last line: it is
+    dropped (and cut off the file when ``repair``), so the resumed run redoes that question once."""
+    path = out_dir / RESULTS
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data) and repair:
+        with path.open("r+b") as fh:
+            fh.truncate(end)
+    records = []
+    for lineno, line in enumerate(data[:end].decode("utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise BenchError(f"{path}:{lineno}: malformed result line ({exc.msg})") from None
+    return records
+
+
+def prepare_run_dir(out_dir: Path, config: BenchConfig) -> list[dict[str, Any]]:
+    """Create the run folder or check that it holds the same configuration; return the records so far."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / MANIFEST
+    if manifest.exists():
+        old = json.loads(manifest.read_text(encoding="utf-8")).get("config")
+        if old != config.key():
+            diff = sorted(k for k in set(old or {}) | set(config.key()) if (old or {}).get(k) != config.key().get(k))
+            raise BenchError(f"{out_dir} holds a run with different settings ({', '.join(diff)}); use another --out")
+    else:
+        _write_json_atomic(manifest, {"config": config.key(), "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return read_results(out_dir, repair=True)
+
+
+def run_questions(runner: QuestionRunner | Callable[[QAExample], dict], examples: Iterable[QAExample], out_dir: Path,
+                  done: set[str], progress: bool = True, on_record: Callable[[dict], None] | None = None) -> int:
+    """Run the examples not in ``done``, appending one flushed JSON line each; returns how many ran."""
+    from tqdm import tqdm
+
+    todo = [e for e in examples if e.id not in done]
+    run = runner.run if isinstance(runner, QuestionRunner) else runner
+    n = 0
+    with (out_dir / RESULTS).open("a", encoding="utf-8") as fh:
+        for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, mininterval=2.0):
+            record = run(ex)
+            fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            fh.flush()
+            done.add(ex.id)
+            n += 1
+            if on_record is not None:
+                on_record(record)
+    return n

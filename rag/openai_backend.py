@@ -1,0 +1,173 @@
+"""A `LanguageModel` over any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, `arag serve`).
+
+This is how generation scales beyond one machine: the loop and the triggers stay here, the model
+runs behind HTTP. Triggers read token log-probs from the response's ``logprobs`` field. The
+chosen-token log-probs are exact, so token-confidence scores (min prob, mean log-prob, FLARE) match
+the in-process ones; entropies are not: a server returns only the top-k alternatives, so each
+entropy is the lower bound ``-Σ_topk p log p - r log r`` (``r`` = the probability mass outside the
+top k, counted as one outcome) and every `Generation` says ``approximate_entropy=True``.
+
+Spec: ``openai:BASE_URL/MODEL``, e.g. ``openai:http://127.0.0.1:8000/v1/default`` (the model is the
+last path segment). The API key comes from ``$ARAG_OPENAI_API_KEY`` or ``$OPENAI_API_KEY``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+import httpx
+
+from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
+
+
+def topk_entropy(top: dict[str, float], chosen: float | None = None) -> float:
+    """Lower bound on the entropy (nats) of a distribution known only by its top-k log-probs."""
+    lps = list(top.values())
+    if chosen is not None and not any(abs(chosen - lp) < 1e-12 for lp in lps):
+        lps.append(chosen)  # the sampled token may lie outside the top k
+    ps = [math.exp(lp) for lp in lps]
+    h = -sum(p * lp for p, lp in zip(ps, lps))
+    rest = 1.0 - sum(ps)
+    if rest > 1e-12:
+        h -= rest * math.log(rest)
+    return max(h, 0.0)
+
+
+class OpenAICompatibleModel:
+    """``generate`` sends one chat completion per prompt (``n`` samples in that call) with
+    ``logprobs: true``; a prompt's ``prefix`` is sent as a final assistant message with vLLM's
+    ``continue_final_message`` so the server continues it."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300.0,
+                 top_logprobs: int = 5) -> None:
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ModelError(f"not an http(s) base URL: {base_url!r} (expected openai:http://HOST:PORT/v1/MODEL)")
+        if not model:
+            raise ModelError("no model name after the base URL (expected openai:http://HOST:PORT/v1/MODEL)")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = model
+        self.usage = Usage()
+        self.top_logprobs = top_logprobs
+        key = api_key if api_key is not None else os.environ.get("ARAG_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._is_arag: bool | None = None
+        self._warned = False
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs: Any) -> "OpenAICompatibleModel":
+        """``openai:BASE_URL/MODEL`` → a model; BASE_URL is everything before the last ``/``."""
+        rest = spec[len("openai:"):] if spec.startswith("openai:") else spec
+        base, sep, model = rest.rstrip("/").rpartition("/")
+        if not sep or "://" not in base:
+            raise ModelError(f"bad model spec {spec!r}; expected openai:http://HOST:PORT/v1/MODEL")
+        return cls(base, model, **kwargs)
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kw) -> dict[str, Any]:
+        try:
+            r = self._client.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ModelError(f"cannot reach {self.base_url}: {exc}") from None
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        if r.status_code >= 400:
+            msg = body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(body.get("error"), dict) else r.text[:200]
+            raise ModelError(f"{self.base_url}{path}: HTTP {r.status_code}: {msg}")
+        if not isinstance(body, dict):
+            raise ModelError(f"{self.base_url}{path}: the response is not a JSON object")
+        return body
+
+    def is_arag_server(self) -> bool:
+        """Whether the server is `arag serve` (then requests ask it to skip its own retrieval loop)."""
+        if self._is_arag is None:
+            try:
+                data = self._request("GET", "/models").get("data") or []
+            except ModelError:
+                data = []
+            self._is_arag = any(isinstance(m, dict) and m.get("owned_by") == "adaptive-rag" for m in data)
+        return self._is_arag
+
+    # -- LanguageModel ---------------------------------------------------------------------
+    def generate(self, prompts: Sequence[PromptLike], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
+                 max_new_tokens: int = 64, stop: Sequence[str] | None = None, seed: int | None = None,
+                 top_logprobs: int = 0) -> list[list[Generation]]:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        return [self._generate_one(p, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs) for p in prompts]
+
+    def _body(self, prompt: PromptLike, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs) -> dict:
+        p = Prompt.user(prompt) if isinstance(prompt, str) else prompt
+        messages = [{"role": r, "content": c} for r, c in p.messages]
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "n": n, "temperature": temperature,
+                                "top_p": top_p, "max_tokens": max_new_tokens, "logprobs": True,
+                                "top_logprobs": max(self.top_logprobs, top_logprobs)}
+        if p.prefix:
+            messages.append({"role": "assistant", "content": p.prefix})
+            body.update(continue_final_message=True, add_generation_prompt=False)
+        if stop:
+            body["stop"] = [s for s in stop if s]
+        if seed is not None:
+            body["seed"] = seed
+        if self.is_arag_server():
+            body["arag"] = {"retrieval": False}
+        return body
+
+    def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs) -> list[Generation]:
+        data = self._request("POST", "/chat/completions",
+                             json=self._body(prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs))
+        usage = data.get("usage") or {}
+        self.usage.calls += 1
+        self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        self.usage.generated_tokens += int(usage.get("completion_tokens") or 0)
+        choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
+        if len(choices) != n:
+            raise ModelError(f"{self.base_url}: asked for {n} choices, got {len(choices)}")
+        return [self._generation(c, stop, int(usage.get("prompt_tokens") or 0)) for c in choices]
+
+    def _generation(self, choice: dict, stop: Sequence[str] | None, prompt_tokens: int) -> Generation:
+        text = (choice.get("message") or {}).get("content") or ""
+        content = (choice.get("logprobs") or {}).get("content") or []
+        if not content and text and not self._warned:
+            warnings.warn(f"{self.base_url} returned no token log-probs: token-confidence triggers will see none",
+                          stacklevel=3)
+            self._warned = True
+        tokens = [c["token"] for c in content]
+        lps = [float(c["logprob"]) for c in content]
+        tops = [{t["token"]: float(t["logprob"]) for t in (c.get("top_logprobs") or [])} for c in content]
+        finish = choice.get("finish_reason")
+        stop_hit = _stop_hit(choice, text, tokens, stop)
+        return Generation(text=text, token_ids=[int(c.get("id", -1)) for c in content], tokens=tokens, logprobs=lps,
+                          entropies=[topk_entropy(t, lp) for t, lp in zip(tops, lps)],
+                          finished=finish == "stop" and stop_hit is None, prompt_tokens=prompt_tokens,
+                          approximate_entropy=True, stop=stop_hit, top_logprobs=tops)
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return "".join(tokens)  # OpenAI token strings are already text pieces
+
+    def score(self, prompt: PromptLike, continuation: str) -> Generation:
+        raise ModelError(f"{self.base_url}: scoring a given continuation is not available over the OpenAI chat API "
+                         "(no echo of prompt log-probs); use an in-process model for triggers that need `score`")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _stop_hit(choice: dict, text: str, tokens: list[str], stop: Sequence[str] | None) -> str | None:
+    """Which stop string ended the choice: vLLM (and `arag serve`) say so in ``stop_reason``;
+    otherwise guess from the returned tokens running past the text."""
+    if choice.get("finish_reason") != "stop" or not stop:
+        return None
+    if "stop_reason" in choice:  # None there means end-of-sequence, not a stop string
+        reason = choice["stop_reason"]
+        return reason if isinstance(reason, str) else None
+    tail = "".join(tokens)[len(text):] if "".join(tokens).startswith(text) else ""
+    hits = [s for s in stop if s and tail.startswith(s)]
+    return max(hits, key=len) if hits else None
