@@ -45,6 +45,7 @@ def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path, limit: int
     """Run what is missing of ``config`` in ``out_dir`` (resuming), then write every report file.
     Returns the summary."""
     examples = load_dataset(config.dataset, data_dir, config.split, config.relation, limit, config.shuffle_seed)
+    paths = None if index else [str(p) for p in corpus_paths(config.dataset, data_dir, config.corpus)]
     records = prepare_run_dir(out_dir, config)
     manifest_path = out_dir / MANIFEST
     run = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -54,7 +55,6 @@ def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path, limit: int
         from rag.components import open_retriever
         from rag.pipeline import load_language_model
 
-        paths = None if index else [str(p) for p in corpus_paths(config.dataset, data_dir, config.corpus)]
         retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress)
         lm = lm or load_language_model(config.model)
         triggers = build_triggers(config.policies, lm, config.trigger_options)

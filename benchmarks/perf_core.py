@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         decide_s.append((time.perf_counter() - t) / 100)
     ratio1 = statistics.median(decide_s) / statistics.median(answer_s)
     print(f"[1] token-confidence decision {statistics.median(decide_s) * 1e6:.1f} µs / no-retrieval answer "
-          f"{statistics.median(answer_s) * 1e3:.0f} ms = {ratio1 * 100:.4f} %  (target < 1 %)")
+          f"{statistics.median(answer_s) * 1e3:.0f} ms = {ratio1 * 100:.2g} %  (target < 1 %)")
 
     prompt = loop.templates.build(questions[0])
     n, tokens = args.samples, 24

@@ -78,6 +78,12 @@ def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
         raise BenchError("no policies given")
     if len(set(names)) != len(names):
         raise BenchError(f"a policy is listed twice: {', '.join(names)}")
+    from rag.registry import TRIGGERS
+
+    for name in names:
+        for part in name.split("+"):
+            if part.strip() not in TRIGGERS:
+                raise BenchError(f"unknown policy {part.strip()!r}; choose from {', '.join(TRIGGERS)} (or a+b)")
     return tuple(names)
 
 

@@ -88,8 +88,8 @@ def token_dtype_for(tokenizer) -> str:
 def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document]:
     """Stream documents from JSONL files, .txt/.md files or folders.
 
-    Unlike `load_documents`, ids may repeat across files: statistics ignore ids, and a corpus is
-    sometimes repeated on purpose to reach a size.
+    Unlike `load_documents`, ids may repeat across files: statistics ignore ids, and corpora
+    pooled from several sources often reuse them.
     """
     for p in paths:
         path = Path(p)
@@ -113,6 +113,8 @@ def document_text(doc: Document) -> str:
 # -- building --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BuildReport:
+    """What was indexed and how long it took (the benchmark's build throughput)."""
+
     path: Path
     documents: int
     tokens: int
@@ -176,10 +178,16 @@ def _run_suffix_array(tmp: Path, dtype: str, cpus: int, mem_gib: int, progress: 
     ulimit = 20000 if hard == resource.RLIM_INFINITY else min(20000, hard)
     cmd = [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(tmp), "--save_dir", str(tmp),
            "--token_dtype", dtype, "--cpus", str(cpus), "--mem", str(mem_gib), "--ulimit", str(ulimit)]
-    proc = subprocess.run(cmd, stdout=None if progress else subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Its progress goes to our stderr (never stdout: `--json` output must stay clean).
+    lines: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if progress:
+                sys.stderr.write(line)
     if proc.returncode != 0 or not (tmp / "table.0").exists():
-        tail = (proc.stdout or "").strip().splitlines()[-1:] if not progress else []
-        raise CorpusIndexError(f"infini-gram indexing failed (exit {proc.returncode}){': ' + tail[0] if tail else ''}")
+        why = next((x.strip() for x in reversed(lines) if x.strip()), "")
+        raise CorpusIndexError(f"infini-gram indexing failed (exit {proc.returncode}){': ' + why if why else ''}")
 
 
 def build_index(

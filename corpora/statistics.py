@@ -2,8 +2,8 @@
 
 A phrase is counted under every surface form it takes in running text: with and without a leading
 space (BPE gives " Paris" and "Paris" different ids) and capitalised ("nobel prize" → "Nobel
-prize", "Nobel Prize"). The forms are OR-ed as one CNF clause, so a position is counted once
-whichever form sits there.
+prize", "Nobel Prize"). The forms are OR-ed: `count` sums their exact counts (no form is kept
+that extends another, so no position is counted twice) and positions come from one CNF clause.
 
 Co-occurrence has infini-gram's AND semantics (occurrences of the rarer phrase with an occurrence
 of the other starting within ``window`` tokens, in the same document) but is computed here from
@@ -16,7 +16,10 @@ tests/test_quco.py::test_cooccurrence_near_a_document_boundary). Positions come 
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +29,7 @@ import numpy as np
 
 from corpora.errors import CorpusError
 from corpora.infinigram_index import (
-    FORMAT, TOKENIZER_DIR, CorpusIndexError, encode_batch, load_tokenizer, read_manifest,
+    FORMAT, TOKENIZER_DIR, CorpusIndexError, cache_dir, encode_batch, load_tokenizer, read_manifest,
     token_dtype_for, tokenizer_fingerprint,
 )
 
@@ -101,6 +104,8 @@ class CorpusStatistics:
         # Byte offset of every document's separator, per shard: a position's document is a bisection.
         self._doc_starts = [np.memmap(p, dtype="<u8", mode="r") for p in _shard_files(index_dir, "offset")]
         self.clause = lru_cache(maxsize=65536)(self._clause)
+        # The index never changes, so look-ups are cached: a question's entities recur at every step.
+        self._counts = lru_cache(maxsize=65536)(self._count)
         self._positions = lru_cache(maxsize=256)(self._find_positions)
 
     # -- opening -----------------------------------------------------------------------------
@@ -156,7 +161,7 @@ class CorpusStatistics:
         # The engine only uses vocab_size to bound ids; for u8/u16 that bound is the dtype's.
         vocab_size = {"u8": 2**8 - 1, "u16": 2**16 - 1}.get(dtype, max(vocab, eos + 1))
         try:
-            engine = InfiniGramEngine(index_dir=str(d), eos_token_id=eos, vocab_size=vocab_size,
+            engine = InfiniGramEngine(index_dir=str(_engine_path(d)), eos_token_id=eos, vocab_size=vocab_size,
                                       version=4, token_dtype=dtype, max_clause_freq=max_clause_freq,
                                       max_diff_tokens=max_diff_tokens)
         except Exception as exc:  # the C++ engine raises plain RuntimeErrors on bad files
@@ -177,6 +182,14 @@ class CorpusStatistics:
     def count(self, phrase: str) -> Count:
         """Occurrences of ``phrase`` in any of its surface forms (exact: the forms' counts are
         summed, and no form is a prefix of another, so no position is counted twice)."""
+        return self._counts(phrase)
+
+    def clear_caches(self) -> None:
+        """Forget cached phrase ids, counts and positions (benchmarks time cold look-ups)."""
+        for cache in (self.clause, self._counts, self._positions):
+            cache.cache_clear()
+
+    def _count(self, phrase: str) -> Count:
         total = 0
         for seq in self.clause(phrase):
             res = self.engine.count(list(seq))
@@ -205,6 +218,8 @@ class CorpusStatistics:
             window = self.max_diff_tokens
         if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
             raise CorpusError(f"window must be a positive number of tokens, got {window!r}")
+        if self.count(a).count == 0 or self.count(b).count == 0:  # exact counts: no positions needed
+            return Count(0)
         pa, pb = self._positions(a), self._positions(b)
         if pa.total > pb.total:
             pa, pb = pb, pa
@@ -241,9 +256,36 @@ def score_from_count(count: float) -> float:
 
 
 def _shard_files(index_dir: Path, kind: str) -> list[Path]:
-    """``kind.0``, ``kind.1``, … in shard order (numeric, so ``.10`` follows ``.9``)."""
-    files = [p for p in index_dir.glob(f"{kind}.*") if p.suffix[1:].isdigit()]
-    return sorted(files, key=lambda p: int(p.suffix[1:]))
+    """``kind.0``, ``kind.1``, … in the engine's shard order (it sorts paths as strings)."""
+    return sorted((p for p in index_dir.glob(f"{kind}.*") if p.suffix[1:].isdigit()), key=str)
+
+
+# The engine sorts a folder's files into shards by substring of their *full path*, so a folder such
+# as /data/portable/ (which contains "table") makes it mis-sort every file and crash the process.
+_ENGINE_KEYWORDS = ("tokenized", "table", "offset", "metadata", "metaoff", "unigram")
+
+
+def _engine_path(index_dir: Path) -> Path:
+    """``index_dir``, or a symlink to it whose path contains none of the engine's file keywords."""
+    if not any(k in str(index_dir) for k in _ENGINE_KEYWORDS):
+        return index_dir
+    name = "ix-" + hashlib.sha256(str(index_dir).encode()).hexdigest()[:16]  # hex never spells a keyword
+    for base in (cache_dir() / "links", Path(tempfile.gettempdir()) / "arag-links"):
+        if any(k in str(base) for k in _ENGINE_KEYWORDS):
+            continue
+        link = base / name
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            if not (link.is_symlink() and link.resolve() == index_dir):
+                tmp = base / f".{name}.{os.getpid()}"
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to(index_dir, target_is_directory=True)
+                os.replace(tmp, link)
+            return link
+        except OSError:
+            continue
+    raise CorpusIndexError(f"{index_dir}: infini-gram cannot open a folder whose path contains any of "
+                           f"{', '.join(_ENGINE_KEYWORDS)}; move or rename it")
 
 
 def _name(tokenizer: Any) -> str:

@@ -12,6 +12,11 @@ COMMAND_MODULES = (
     "rag.commands.ask",
     "rag.commands.index",
     "rag.commands.corpus",
+    "rag.commands.bench",
+    "rag.commands.calibrate",
+    "rag.commands.study",
+    "rag.commands.chat",
+    "rag.commands.serve",
 )
 
 

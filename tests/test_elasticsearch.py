@@ -122,13 +122,13 @@ def test_full_loop_answers_from_the_index(es_node, nq_index, capsys):
     """`arag ask --trigger always --retriever elasticsearch`: the passage comes from Elasticsearch and the answer from it."""
     from rag.cli import main
 
-    rc = main(["ask", "who got the first nobel prize in physics", "--retriever", "elasticsearch", "--es-url", es_node.url,
+    rc = main(["ask", "how many countries are a part of opec", "--retriever", "elasticsearch", "--es-url", es_node.url,
                "--es-index", nq_index.index, "--trigger", "always", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert out["costs"]["retriever_calls"] >= 1
-    assert out["sources"][0]["title"] == "List of Nobel laureates in Physics"
-    assert "Röntgen" in out["answer"]
+    assert out["sources"][0]["title"] == "OPEC"
+    assert "14" in out["answer"]  # the NQ answer, in the retrieved passage
 
 
 def test_cli_index_build(es_node, tmp_path, capsys):

@@ -232,6 +232,16 @@ def test_plain_infinigram_folder_with_its_tokenizer(crafted, tmp_path, tok):
     assert other.cooccurrence("Freedonia", "Blutberg") == stats.cooccurrence("Freedonia", "Blutberg")
 
 
+def test_folder_name_with_an_engine_keyword(crafted, tmp_path, monkeypatch):
+    """infini-gram sorts files by substring of the full path: /…/portable/ (contains "table") used
+    to crash the process; it is opened through a neutral symlink."""
+    monkeypatch.setenv("ARAG_CACHE_DIR", str(tmp_path / "cache"))
+    index_dir, stats, _ = crafted
+    odd = tmp_path / "portable" / "index"
+    shutil.copytree(index_dir, odd)
+    assert CorpusStatistics.open(odd).count("Paris") == stats.count("Paris")
+
+
 def test_index_from_another_tokenizer_is_a_clear_error(crafted, tmp_path, other_tokenizer_dir, tok):
     index_dir, _, _ = crafted
     with pytest.raises(CorpusIndexError, match="another tokenizer"):

@@ -114,13 +114,15 @@ def from_options(
     tokenizer: Any = None,
     corpus_tokenizer: Any = None,
     max_clause_freq: int | None = None,
+    lm: Any = None,
     **_: Any,
 ) -> QuCo:
     """Build from CLI/config options.
 
     ``corpus_index``: an index folder (built by `arag corpus index`, or a plain infini-gram folder
     with ``corpus_tokenizer``); without it, the demo index, built once from the shipped demo corpus
-    with ``tokenizer`` (the default model's tokenizer folder or object).
+    with ``tokenizer`` (a tokenizer folder or object; default: the tokenizer of ``lm``, the model
+    the loop runs, which is all this trigger reads from it).
     """
     from corpora.infinigram_index import demo_index_dir
     from corpora.statistics import DEFAULT_MAX_CLAUSE_FREQ
@@ -129,6 +131,7 @@ def from_options(
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
         raise TriggerConfigError(f"window must be a positive number of tokens, got {window!r}")
     if corpus_index is None:
+        tokenizer = tokenizer if tokenizer is not None else getattr(lm, "tokenizer", None)
         if tokenizer is None:
             raise TriggerConfigError("quco needs --corpus-index DIR, or a tokenizer to build the demo index")
         corpus_index, corpus_tokenizer = demo_index_dir(tokenizer), None

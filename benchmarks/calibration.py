@@ -1,0 +1,95 @@
+"""Pick a trigger threshold on one half of the questions and report it on the other half.
+
+Thresholds are chosen in score units (fire when score > cut, cuts midway between observed scores so
+no question sits on the boundary) from cached records, then turned back into the trigger's own
+``threshold`` setting, the value `arag ask --config FILE` reads.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from benchmarks.policies import step_scores
+from benchmarks.report import _aggregate, _Scorer
+from benchmarks.runner import BenchError
+
+
+def split_halves(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """Calibration = even positions, held-out = odd positions of the (already shuffled) question order."""
+    return list(records[0::2]), list(records[1::2])
+
+
+def candidate_cuts(scores: Sequence[float]) -> list[float]:
+    values = sorted(set(s for s in scores if math.isfinite(s)))
+    mids = [(a + b) / 2 for a, b in zip(values, values[1:])]
+    return [-math.inf] + mids + ([values[-1]] if values else [])
+
+
+def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | None) -> tuple[float, dict[str, Any]]:
+    """The cut with the best accuracy (retrieval rate ≤ ``budget`` when given); ties → less retrieval."""
+    scorer = _Scorer()
+    best: tuple[float, dict[str, Any]] | None = None
+    for cut in candidate_cuts(step_scores(records, policy)):
+        row = _aggregate(records, policy, cut, scorer)
+        if budget is not None and row["retrieval_rate"] > budget + 1e-12:
+            continue
+        if best is None or (row[metric], -row["retrieval_rate"]) > (best[1][metric], -best[1]["retrieval_rate"]):
+            best = (cut, row)
+    if best is None:
+        raise BenchError(f"no threshold keeps the retrieval rate within {budget}")
+    return best
+
+
+def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[str, Any]:
+    """The trigger setting equivalent to "fire when score > cut" (see each trigger's score definition)."""
+    if math.isinf(cut):
+        raise BenchError("the best policy is to always retrieve: no threshold of this trigger does that; use --trigger always")
+    if policy == "token-confidence":
+        agg = details.get("aggregation", "min_prob")
+        convert = {"min_prob": lambda c: 1.0 - c, "mean_logprob": lambda c: -c, "max_entropy": lambda c: c}
+        if agg not in convert:
+            raise BenchError(f"token-confidence aggregation {agg!r} has no threshold in score units; calibrate another aggregation")
+        return {"threshold": convert[agg](cut), "aggregation": agg}
+    if policy == "semantic-entropy":
+        return {"threshold": cut}
+    if policy == "quco":
+        return {"threshold": math.expm1(-cut)}  # score = −log(1 + count); fire when count < threshold
+    raise BenchError(f"calibration supports token-confidence, semantic-entropy and quco, not {policy!r}")
+
+
+def calibrate(records: Sequence[dict], policy: str, metric: str = "contains", budget: float | None = None) -> dict[str, Any]:
+    if len(records) < 4:
+        raise BenchError("calibration needs at least 4 questions (2 per half)")
+    if "signals" not in records[0] or policy not in records[0]["signals"]:
+        raise BenchError(f"no cached {policy} signals in these results (single-step runs only)")
+    cal, held = split_halves(records)
+    cut, cal_row = pick_cut(cal, policy, metric, budget)
+    setting = threshold_setting(policy, cut, records[0]["signals"][policy].get("details", {}))
+    scorer = _Scorer()
+    return {
+        "policy": policy, "metric": metric, "budget": budget, "cut": cut, "setting": setting,
+        "calibration": {"questions": len(cal), "chosen": cal_row, "configured": _aggregate(cal, policy, None, scorer)},
+        "held_out": {"questions": len(held), "chosen": _aggregate(held, policy, cut, scorer),
+                     "configured": _aggregate(held, policy, None, scorer),
+                     "never": _aggregate(held, "never", None, scorer), "always": _aggregate(held, "always", None, scorer)},
+    }
+
+
+def render(result: dict[str, Any], configured_threshold: Any) -> str:
+    m = result["metric"]
+    lines = [f"| split | policy | threshold | accuracy ({m}) | retrieval rate | s/q |", "|---|---|---|---|---|---|"]
+
+    def row(split: str, name: str, thr: Any, r: dict) -> str:
+        return f"| {split} | {name} | {thr} | {100 * r[m]:.1f} % | {100 * r['retrieval_rate']:.1f} % | {r['seconds_per_q']:.2f} |"
+
+    thr = f"{result['setting']['threshold']:.4g}"
+    p = result["policy"]
+    lines.append(row(f"calibration ({result['calibration']['questions']})", p, f"{thr} (chosen)", result["calibration"]["chosen"]))
+    lines.append(row(f"calibration ({result['calibration']['questions']})", p, f"{configured_threshold} (configured)", result["calibration"]["configured"]))
+    held = result["held_out"]
+    for name, label in (("chosen", f"{thr} (chosen)"), ("configured", f"{configured_threshold} (configured)")):
+        lines.append(row(f"held-out ({held['questions']})", p, label, held[name]))
+    lines.append(row(f"held-out ({held['questions']})", "never", "–", held["never"]))
+    lines.append(row(f"held-out ({held['questions']})", "always", "–", held["always"]))
+    return "\n".join(lines)
+

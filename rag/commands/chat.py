@@ -1,0 +1,30 @@
+"""`arag chat`: an interactive terminal chat over a corpus or index with any trigger."""
+from __future__ import annotations
+
+import argparse
+
+from rag.commands.common import add_model_args, add_retriever_args, add_trigger_args, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chat", help="chat in the terminal, retrieving only when the trigger fires",
+                       description="Interactive multi-turn chat. Answers stream as they are accepted; after each "
+                                   "answer a line shows whether retrieval fired, the trigger score and the sources. "
+                                   "Commands: /sources, /reset, /trigger NAME, /help; Ctrl-D exits. "
+                                   "With no --index/--corpus the shipped demo corpus is used.")
+    add_retriever_args(p)
+    add_trigger_args(p)
+    add_model_args(p)
+    p.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")
+    p.add_argument("--max-retrievals", type=int, default=3, help="retrieval budget per answer (default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rag.chat import ChatSession, run_chat
+    from rag.commands.common import trigger_options
+    from rag.pipeline import Pipeline
+
+    pipe = Pipeline.from_args(args)
+    return run_chat(ChatSession(pipe, trigger_options(args)))

@@ -1,0 +1,57 @@
+"""`arag serve`: an OpenAI-compatible HTTP server (chat completions with adaptive retrieval)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rag.commands.common import add_model_args, add_retriever_args, add_trigger_args, positive_int
+
+
+def port_number(text: str) -> int:
+    try:
+        x = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= x <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {x}")
+    return x
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve an OpenAI-compatible chat API with adaptive retrieval",
+                       description="POST /v1/chat/completions (stream or not), GET /v1/models, GET /health. "
+                                   "The model name `default` is always accepted. Send \"arag\": {\"retrieval\": false} "
+                                   "for a plain completion of the raw model. With no --index/--corpus the demo corpus "
+                                   "is served.")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1; anything else exposes the model)")
+    p.add_argument("--port", type=port_number, default=8000, help="port (default: 8000)")
+    p.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (default: $ARAG_API_KEY, else none)")
+    p.add_argument("--max-body-bytes", type=positive_int, default=1_000_000, help="largest request body (default: 1000000)")
+    p.add_argument("--max-messages", type=positive_int, default=64, help="most messages per request (default: 64)")
+    add_retriever_args(p)
+    add_trigger_args(p)
+    add_model_args(p)
+    p.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")
+    p.add_argument("--max-retrievals", type=int, default=3, help="retrieval budget per answer (default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="default seed for triggers that sample (default: 0)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from rag.pipeline import Pipeline
+    from rag.server import Limits, create_app
+
+    api_key = args.api_key or os.environ.get("ARAG_API_KEY") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        print(f"arag: warning: serving on {args.host} without --api-key: anyone who can reach it can use the model",
+              file=sys.stderr)
+    pipe = Pipeline.from_args(args)
+    app = create_app(pipe, api_key=api_key, limits=Limits(max_body_bytes=args.max_body_bytes,
+                                                          max_messages=args.max_messages))
+    print(f"arag: serving {', '.join(app.state.service.model_ids())} at http://{args.host}:{args.port}/v1",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
