@@ -9,8 +9,8 @@ from typing import Any
 
 from benchmarks.datasets import QAExample, corpus_paths, load_dataset
 from benchmarks.report import write_report
-from benchmarks.runner import (FIXED_POLICIES, MANIFEST, BenchConfig, QuestionRunner, _write_json_atomic,
-                               prepare_run_dir, read_results, run_questions)
+from benchmarks.runner import (FIXED_POLICIES, MANIFEST, BenchConfig, BenchError, QuestionRunner, _write_json_atomic,
+                               prepare_run_dir, read_results, run_questions, writer_lock)
 from triggers.base import Trigger
 
 
@@ -46,11 +46,26 @@ def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path, limit: int
     Returns the summary."""
     examples = load_dataset(config.dataset, data_dir, config.split, config.relation, limit, config.shuffle_seed)
     paths = None if index else [str(p) for p in corpus_paths(config.dataset, data_dir, config.corpus)]
-    records = prepare_run_dir(out_dir, config)
+    if report_only:
+        return _report(read_existing(out_dir, config), examples, config, out_dir, metric)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with writer_lock(out_dir):
+        records = prepare_run_dir(out_dir, config)
+        _run_missing(config, out_dir, data_dir, examples, records, paths, lm, index, progress, command)
+        return _report(read_results(out_dir), examples, config, out_dir, metric)
+
+
+def read_existing(out_dir: Path, config: BenchConfig) -> list[dict]:
+    return prepare_run_dir(out_dir, config, writing=False)
+
+
+def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path, examples: list[QAExample], records: list[dict],
+                 paths: list[str] | None, lm: Any, index: str | None, progress: bool, command: str) -> None:
+    """Open the retriever, model and triggers only when some question is still missing."""
     manifest_path = out_dir / MANIFEST
     run = json.loads(manifest_path.read_text(encoding="utf-8"))
     done = {r["id"] for r in records}
-    if not report_only and any(e.id not in done for e in examples):
+    if any(e.id not in done for e in examples):
         t0 = time.perf_counter()
         from rag.components import open_retriever
         from rag.pipeline import load_language_model
@@ -63,13 +78,14 @@ def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path, limit: int
                    data_dir=str(data_dir), model_name=getattr(lm, "name", config.model))
         _write_json_atomic(manifest_path, run)
         run_questions(runner, examples, out_dir, done, progress=progress)
-        records = read_results(out_dir)
     elif command and not run.get("command"):
         run["command"] = command
         _write_json_atomic(manifest_path, run)
+
+
+def _report(records: list[dict], examples: list[QAExample], config: BenchConfig, out_dir: Path, metric: str) -> dict[str, Any]:
     chosen = select(records, examples)
     if not chosen:
-        from benchmarks.runner import BenchError
-
         raise BenchError(f"{out_dir}: no results yet for these questions")
+    run = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
     return write_report(chosen, config.policies, out_dir, metric, run.get("thresholds"))

@@ -20,9 +20,13 @@ def split_halves(records: Sequence[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def candidate_cuts(scores: Sequence[float]) -> list[float]:
+    """Below every score (always fire), midway between neighbours, and the top score (never fire):
+    finite values, so each one is a threshold the trigger can be configured with."""
     values = sorted(set(s for s in scores if math.isfinite(s)))
+    if not values:
+        return [-math.inf]
     mids = [(a + b) / 2 for a, b in zip(values, values[1:])]
-    return [-math.inf] + mids + ([values[-1]] if values else [])
+    return [values[0] - 1.0] + mids + [values[-1]]
 
 
 def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | None) -> tuple[float, dict[str, Any]]:
@@ -43,7 +47,7 @@ def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | 
 def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[str, Any]:
     """The trigger setting equivalent to "fire when score > cut" (see each trigger's score definition)."""
     if math.isinf(cut):
-        raise BenchError("the best policy is to always retrieve: no threshold of this trigger does that; use --trigger always")
+        raise BenchError("no finite scores to calibrate on")
     if policy == "token-confidence":
         agg = details.get("aggregation", "min_prob")
         convert = {"min_prob": lambda c: 1.0 - c, "mean_logprob": lambda c: -c, "max_entropy": lambda c: c}

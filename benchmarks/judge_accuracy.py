@@ -210,10 +210,10 @@ def main() -> None:
     cosines = [round(c / 100, 2) for c in range(30, 100, 5)]
     lexical = {
         **{f"containment, F1>={t}": (lambda t=t: LexicalJudge(f1_threshold=t)) for t in (0.4, 0.5, 0.6, 0.8)},
-        "containment": lambda: LexicalJudge(),
+        "containment": lambda: LexicalJudge(f1_threshold=None),
     }
     families: dict[str, dict[str, Callable[[], EquivalenceJudge]]] = {
-        "lexical (equality)": {"exact": lambda: LexicalJudge(containment=False)},
+        "lexical (equality)": {"exact": lambda: LexicalJudge(containment=False, f1_threshold=None)},
         "lexical": lexical,
         "embedding": {f"cos>={t}": (lambda t=t: EmbeddingJudge(threshold=t, _vectors=emb._vectors)) for t in cosines},
     }

@@ -27,9 +27,10 @@ import math
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchmarks.costs import LedgerState, Meter, add, zero
 from benchmarks.datasets import QAExample
@@ -225,10 +226,13 @@ def read_results(out_dir: Path, repair: bool = False) -> list[dict[str, Any]]:
     return records
 
 
-def prepare_run_dir(out_dir: Path, config: BenchConfig) -> list[dict[str, Any]]:
-    """Create the run folder or check that it holds the same configuration; return the records so far."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def prepare_run_dir(out_dir: Path, config: BenchConfig, writing: bool = True) -> list[dict[str, Any]]:
+    """Create the run folder or check that it holds the same configuration; return the records so far.
+    Only a writer (``writing``, holding `writer_lock`) repairs a partial last line."""
     manifest = out_dir / MANIFEST
+    if not writing and not manifest.exists():
+        raise BenchError(f"{out_dir}: no benchmark run here")
+    out_dir.mkdir(parents=True, exist_ok=True)
     if manifest.exists():
         old = json.loads(manifest.read_text(encoding="utf-8")).get("config")
         if old != config.key():
@@ -236,7 +240,20 @@ def prepare_run_dir(out_dir: Path, config: BenchConfig) -> list[dict[str, Any]]:
             raise BenchError(f"{out_dir} holds a run with different settings ({', '.join(diff)}); use another --out")
     else:
         _write_json_atomic(manifest, {"config": config.key(), "created": time.strftime("%Y-%m-%d %H:%M:%S")})
-    return read_results(out_dir, repair=True)
+    return read_results(out_dir, repair=writing)
+
+
+@contextmanager
+def writer_lock(out_dir: Path) -> Iterator[None]:
+    """One writer per run folder: two resumed runs appending at once would duplicate questions."""
+    import fcntl
+
+    with open(out_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchError(f"another arag bench is writing to {out_dir}; wait for it or use --report-only") from None
+        yield
 
 
 def run_questions(runner: QuestionRunner | Callable[[QAExample], dict], examples: Iterable[QAExample], out_dir: Path,

@@ -10,9 +10,11 @@ of the other starting within ``window`` tokens, in the same document) but is com
 the two phrases' positions rather than by ``count_cnf(a AND b)``: infini-gram 2.6 merges the
 nearest match on the left and on the right into one span and then drops the span if it crosses a
 document boundary, so "B ⏎ A … B" across two documents loses the in-document pair (see
-tests/test_quco.py::test_cooccurrence_near_a_document_boundary). Positions come from
-``find_cnf`` on each phrase's clause, which subsamples a phrase seen more than
-``max_clause_freq`` times; the count is then scaled up and flagged `Count.approx`.
+tests/test_quco.py::test_cooccurrence_near_a_document_boundary). Positions are read straight from
+the suffix array (``table.N``) over the rank ranges that ``find`` returns, so one ``find`` per
+surface form serves both the count and the positions. A phrase seen more than
+``max_clause_freq`` times is subsampled evenly (as infini-gram does); co-occurrence counts that
+involve one are scaled by the rarer phrase's sampling rate and flagged `Count.approx`.
 """
 from __future__ import annotations
 
@@ -51,20 +53,23 @@ class _Positions:
     over these (possibly subsampled) positions back to the whole corpus."""
 
     ptrs_by_shard: list[np.ndarray]
-    total: int
     scale: float
     approx: bool
 
 
 def surface_forms(phrase: str) -> list[str]:
-    """The phrase as written, first letter capitalised, and title-cased, each with and without a
-    leading space; duplicates removed."""
+    """The phrase as written and capitalised, each with and without a leading space.
+
+    Capitalised means title-cased for an all-lower-case phrase ("nobel prize" → "Nobel Prize",
+    how names appear in text) and first letter upper-cased otherwise ("the Beatles" → "The
+    Beatles", sentence-initial). Every form costs one look-up, so no more forms than that."""
     p = " ".join(phrase.split())
     if not p:
         return []
-    cased = [p, p[0].upper() + p[1:]]
     if p.islower():
-        cased.append(" ".join(w[:1].upper() + w[1:] for w in p.split(" ")))
+        cased = [p, " ".join(w[:1].upper() + w[1:] for w in p.split(" "))]
+    else:
+        cased = [p, p[0].upper() + p[1:]]
     forms: list[str] = []
     for c in cased:
         for f in (c, " " + c):
@@ -103,9 +108,17 @@ class CorpusStatistics:
         self._token_max = engine.token_id_max
         # Byte offset of every document's separator, per shard: a position's document is a bisection.
         self._doc_starts = [np.memmap(p, dtype="<u8", mode="r") for p in _shard_files(index_dir, "offset")]
+        # The suffix arrays: entry r is the byte offset of the r-th suffix, in ptr_size bytes.
+        self._tables = [np.memmap(p, dtype=np.uint8, mode="r") for p in _shard_files(index_dir, "table")]
+        self._ptr_sizes = []
+        for table, ds in zip(self._tables, _shard_files(index_dir, "tokenized")):
+            n_tok = ds.stat().st_size // token_width
+            if not n_tok or table.size % n_tok or not 1 <= table.size // n_tok <= 8:
+                raise CorpusIndexError(f"{ds.parent}: {ds.name} and its suffix array do not match")
+            self._ptr_sizes.append(table.size // n_tok)
         self.clause = lru_cache(maxsize=65536)(self._clause)
         # The index never changes, so look-ups are cached: a question's entities recur at every step.
-        self._counts = lru_cache(maxsize=65536)(self._count)
+        self._ranges = lru_cache(maxsize=65536)(self._find_ranges)
         self._positions = lru_cache(maxsize=256)(self._find_positions)
 
     # -- opening -----------------------------------------------------------------------------
@@ -181,34 +194,38 @@ class CorpusStatistics:
 
     def count(self, phrase: str) -> Count:
         """Occurrences of ``phrase`` in any of its surface forms (exact: the forms' counts are
-        summed, and no form is a prefix of another, so no position is counted twice)."""
-        return self._counts(phrase)
+        summed, and no form is kept that extends another, so no position is counted twice)."""
+        return Count(sum(end - start for shard in self._ranges(phrase) for start, end in shard))
 
     def clear_caches(self) -> None:
-        """Forget cached phrase ids, counts and positions (benchmarks time cold look-ups)."""
-        for cache in (self.clause, self._counts, self._positions):
+        """Forget cached phrase ids, rank ranges and positions (benchmarks time cold look-ups)."""
+        for cache in (self.clause, self._ranges, self._positions):
             cache.cache_clear()
 
-    def _count(self, phrase: str) -> Count:
-        total = 0
+    def _find_ranges(self, phrase: str) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """Per shard, the suffix-array rank ranges of the phrase's surface forms (one ``find`` each)."""
+        ranges: list[list[tuple[int, int]]] = [[] for _ in self._tables]
         for seq in self.clause(phrase):
-            res = self.engine.count(list(seq))
+            res = self.engine.find(list(seq))
             if "error" in res:
                 raise CorpusError(f"infini-gram query failed: {res['error']}")
-            total += int(res["count"])
-        return Count(total)
+            for s, (start, end) in enumerate(res["segment_by_shard"]):
+                if end > start:
+                    ranges[s].append((int(start), int(end)))
+        return tuple(tuple(r) for r in ranges)
 
     def _find_positions(self, phrase: str) -> _Positions:
-        clause = self.clause(phrase)
-        if not clause:  # a phrase no token sequence can match occurs nowhere
-            return _Positions([], 0, 1.0, False)
-        res = self.engine.find_cnf([[list(s) for s in clause]], max_clause_freq=self.max_clause_freq,
-                                   max_diff_tokens=self.max_diff_tokens)
-        if "error" in res:
-            raise CorpusError(f"infini-gram query failed: {res['error']}")
-        ptrs = [np.sort(np.asarray(p, dtype=np.uint64)) for p in res["ptrs_by_shard"]]
-        found = sum(len(p) for p in ptrs)
-        return _Positions(ptrs, int(res["cnt"]), res["cnt"] / found if found else 1.0, bool(res["approx"]))
+        ranges = self._ranges(phrase)
+        total = sum(end - start for shard in ranges for start, end in shard)
+        step = -(-total // self.max_clause_freq) if total > self.max_clause_freq else 1
+        ptrs_by_shard, found = [], 0
+        for table, size, shard in zip(self._tables, self._ptr_sizes, ranges):
+            ranks = np.concatenate([np.arange(a, b, step, dtype=np.int64) for a, b in shard]) if shard else np.empty(0, np.int64)
+            raw = np.zeros((len(ranks), 8), dtype=np.uint8)  # little-endian, zero-extended to u64
+            raw[:, :size] = table[(ranks * size)[:, None] + np.arange(size)]
+            ptrs_by_shard.append(np.sort(raw.view("<u8").ravel()))
+            found += len(ranks)
+        return _Positions(ptrs_by_shard, total / found if found else 1.0, step > 1)
 
     def cooccurrence(self, a: str, b: str, window: int | None = None) -> Count:
         """Occurrences of the rarer of ``a``/``b`` with an occurrence of the other starting at most
@@ -218,11 +235,12 @@ class CorpusStatistics:
             window = self.max_diff_tokens
         if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
             raise CorpusError(f"window must be a positive number of tokens, got {window!r}")
-        if self.count(a).count == 0 or self.count(b).count == 0:  # exact counts: no positions needed
+        na, nb = self.count(a).count, self.count(b).count
+        if na == 0 or nb == 0:  # exact counts: no positions needed
             return Count(0)
         pa, pb = self._positions(a), self._positions(b)
-        if pa.total > pb.total:
-            pa, pb = pb, pa
+        if na > nb:
+            pa, pb, na, nb = pb, pa, nb, na
         reach = window * self._width
         hits = 0
         for s, starts in enumerate(self._doc_starts):
@@ -239,7 +257,9 @@ class CorpusStatistics:
             l = np.maximum(nxt - 1, 0)
             left = (nxt > 0) & (doc_b[l] == doc_a) & (ia - ib[l] <= reach)
             hits += int(np.count_nonzero(left | right))
-        return Count(round(hits * pa.scale * pb.scale), pa.approx or pb.approx)
+        # Scaling by the rarer phrase's sampling rate only: a subsampled partner can hide a pair
+        # (an estimate from below), never invent one, so the result stays within the rarer count.
+        return Count(min(round(hits * pa.scale), na), pa.approx or pb.approx)
 
     def frequency_per_million(self, phrase: str) -> float:
         """Occurrences per million indexed tokens: comparable across corpora of different sizes."""

@@ -26,7 +26,8 @@ def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
 
 
 def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequence[str] | None = None,
-                   progress: bool = True, es_url: str | None = None, es_index: str | None = None) -> Retriever:
+                   progress: bool = True, es_url: str | None = None, es_index: str | None = None,
+                   es_mode: str = "bm25") -> Retriever:
     from retrievers import build_index, build_retriever, load_index
 
     if kind not in RETRIEVER_KINDS:
@@ -34,9 +35,11 @@ def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequenc
     if kind == "elasticsearch":
         from retrievers.elasticsearch import ElasticsearchRetriever
 
-        retriever = ElasticsearchRetriever.from_env(url=es_url, index=es_index)
+        retriever = ElasticsearchRetriever.from_env(url=es_url, index=es_index, mode=es_mode)
         if corpus:
             retriever.index_documents(corpus_documents(corpus), progress=progress)
+        else:
+            retriever.check_ready()  # unreachable / 401 / missing index: one line, before the model loads
         return retriever
     if index:
         return load_index(index)

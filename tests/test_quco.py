@@ -86,6 +86,8 @@ def other_tokenizer_dir() -> Path:
     ("Paris", ["Paris", " Paris"]),  # at a document start (no space) and mid-sentence (" Paris")
     ("paris", ["paris", " paris", "Paris", " Paris"]),  # lower-case query also counts capitalised text
     ("Nobel Prize", ["Nobel Prize", " Nobel Prize"]),
+    ("nobel prize", ["nobel prize", " nobel prize", "Nobel Prize", " Nobel Prize"]),
+    ("the Louvre", ["the Louvre", " the Louvre", "The Louvre", " The Louvre"]),
     ("Blutberg", ["Blutberg", " Blutberg"]),
     ("Atlantis", ["Atlantis", " Atlantis"]),
 ])
@@ -116,6 +118,15 @@ def test_cooccurrence_equals_brute_force(crafted, tok, a, b, window):
     pb = _brute_positions(token_docs, surface_forms(b), tok)
     assert stats.cooccurrence(a, b, window).count == _brute_cooccurrence(pa, pb, window)
     assert stats.cooccurrence(b, a, window).count == _brute_cooccurrence(pa, pb, window)
+
+
+def test_subsampled_cooccurrence_is_flagged_approximate(crafted, tok):
+    index_dir, stats, token_docs = crafted
+    small = CorpusStatistics.open(index_dir, max_clause_freq=2)
+    assert small.count("Paris") == stats.count("Paris")  # counts stay exact
+    got = small.cooccurrence("Paris", "France")
+    assert got.approx and not stats.cooccurrence("Paris", "France").approx
+    assert got.count > 0
 
 
 def test_cooccurrence_respects_the_window(crafted, tok):
@@ -164,6 +175,8 @@ def test_trigger_fires_for_a_pair_that_never_cooccurs(crafted):
     assert bad.fired and bad.details["min_count"] == 0
     assert bad.details["pairs"][0]["pair"] == ["Freedonia", "Paris"]
     assert bad.score > ok.score  # continuous: fewer co-occurrences, higher score
+    restated = quco.score(_state("What is the capital of Freedonia?", "The capital of Freedonia is Blutberg."))
+    assert restated.details["answer_entities"] == ["Blutberg"]  # restating the question entity is no claim
     nothing = quco.score(_state("What is the capital of Freedonia?", "I am not sure."))
     assert not nothing.fired and nothing.details["min_count"] is None and nothing.score < ok.score
 

@@ -74,12 +74,13 @@ def test_lexical_clustering_merges_aliases_and_restatements():
 
 def test_lexical_judge_normalises_and_does_not_match_digit_substrings():
     assert normalize_answer("The  Beatles!") == "beatles"
-    judge = LexicalJudge()
+    judge = LexicalJudge(f1_threshold=None)
     assert judge.equivalent("", "The Beatles", "beatles")
     assert not judge.equivalent("", "1", "1990")  # containment is by whole tokens
     assert not judge.equivalent("Who wrote Hamlet?", "Shakespeare wrote Hamlet", "Marlowe wrote Hamlet")
     assert LexicalJudge(f1_threshold=0.5).equivalent("", "Charles Perrault", "C. Perrault")
-    assert not LexicalJudge(containment=False).equivalent("", "Paris", "Paris France")
+    assert not LexicalJudge(containment=False, f1_threshold=None).equivalent("", "Paris", "Paris France")
+    assert LexicalJudge(containment=False, f1_threshold=0.6).equivalent("", "Paris", "Paris France")  # F1 2/3
 
 
 class CountingJudge:
@@ -271,7 +272,7 @@ def test_samples_come_from_one_call_and_are_shared(step, default_lm):
 def test_through_the_loop_one_sampling_call_per_step(default_lm):
     from rag.loop import AdaptiveRAG, LoopConfig
 
-    rag = AdaptiveRAG(default_lm, None, from_options(judge="lexical"), config=LoopConfig(max_steps=2))
+    rag = AdaptiveRAG(default_lm, None, from_options(), config=LoopConfig(max_steps=2))  # the default judge
     answer = rag.answer(QUESTION)
     assert answer.steps
     # per step: the greedy draft + one batched call for all 10 samples (no retriever: no regeneration)

@@ -17,6 +17,7 @@ the evidence grows; the trigger fires when the count (frequency) is below its th
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,9 +35,12 @@ ENTITIES_MEMO = "entities"  # StepState.memo key prefix: (ENTITIES_MEMO, text) â
 
 
 def _overlaps(a: str, b: str) -> bool:
-    """An answer entity that restates a question entity ("France" / "France's") is no new claim."""
+    """An answer entity that restates a question entity ("France" / "France's", "Tower" / "Eiffel
+    Tower") is no new claim. Whole words only: "US" does not restate "Russia"."""
     x, y = a.lower(), b.lower()
-    return x in y or y in x
+    def within(needle: str, hay: str) -> bool:
+        return re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", hay) is not None
+    return within(x, y) or within(y, x)
 
 
 @dataclass

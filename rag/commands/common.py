@@ -37,6 +37,7 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
     g.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL)")
     g.add_argument("--es-index", default=None, help="Elasticsearch index name (or $ARAG_ES_INDEX)")
+    g.add_argument("--es-mode", default="bm25", choices=("bm25", "knn", "hybrid"), help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

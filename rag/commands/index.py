@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--chunk-overlap", type=int, default=20, help="words shared by consecutive windows (default: 20)")
     b.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL)")
     b.add_argument("--es-index", default=None, help="Elasticsearch index name (or $ARAG_ES_INDEX)")
+    b.add_argument("--es-mode", default="bm25", choices=("bm25", "knn", "hybrid"), help="index MiniLM vectors too for knn/hybrid")
     b.set_defaults(func=run_build)
 
 
@@ -33,7 +34,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.retriever == "elasticsearch":
         from retrievers.elasticsearch import ElasticsearchRetriever
 
-        es = ElasticsearchRetriever.from_env(url=args.es_url, index=args.es_index)
+        es = ElasticsearchRetriever.from_env(url=args.es_url, index=args.es_index, mode=args.es_mode)
         es.index_documents(docs, progress=show_progress())
         print(f"indexed {len(docs)} documents into Elasticsearch index {es.index!r}")
         return 0

@@ -41,10 +41,11 @@ def contains(longer: list[str], shorter: list[str]) -> bool:
 @dataclass
 class LexicalJudge:
     """Equivalent when the normalised answers are equal, one contains the other (``containment``),
-    or their token F1 reaches ``f1_threshold`` (None: F1 not used)."""
+    or their token F1 reaches ``f1_threshold`` (None: F1 not used). The defaults were chosen on the
+    dev half of benchmarks/judge_accuracy.py's labelled pairs."""
 
     containment: bool = True
-    f1_threshold: float | None = None
+    f1_threshold: float | None = 0.4
     ignore_question_tokens: bool = True
     name: str = "lexical"
 
