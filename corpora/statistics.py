@@ -119,7 +119,7 @@ class CorpusStatistics:
         self.clause = lru_cache(maxsize=65536)(self._clause)
         # The index never changes, so look-ups are cached: a question's entities recur at every step.
         self._ranges = lru_cache(maxsize=65536)(self._find_ranges)
-        self._positions = lru_cache(maxsize=256)(self._find_positions)
+        self._positions = lru_cache(maxsize=64)(self._find_positions)  # ≤ max_clause_freq × 8 B each
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod

@@ -55,6 +55,9 @@ def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidenc
     g.add_argument("--judge", default=None, help="semantic-entropy: equivalence judge (lexical, embedding, lm, nli:MODEL)")
     g.add_argument("--variant", default=None, choices=("strict", "non-contradiction"), help="semantic-entropy: clustering variant")
     g.add_argument("--corpus-index", default=None, metavar="DIR", help="quco: corpus-statistics index (default: the demo index)")
+    g.add_argument("--corpus-tokenizer", default=None, metavar="PATH", help="quco: tokenizer of a plain infini-gram index folder")
+    g.add_argument("--window", type=positive_int, default=None, help="quco: co-occurrence window in tokens (default: 1000)")
+    g.add_argument("--question-threshold", type=finite_float, default=None, help="quco: pre-generation threshold, entity frequency per million tokens")
     g.add_argument("--config", default=None, metavar="FILE", help="TOML settings (default: $ARAG_CONFIG or ./arag.toml)")
 
 
@@ -72,6 +75,9 @@ def trigger_options(args: argparse.Namespace) -> dict:
         "judge": args.judge,
         "variant": args.variant,
         "corpus_index": args.corpus_index,
+        "corpus_tokenizer": args.corpus_tokenizer,
+        "window": args.window,
+        "question_threshold": args.question_threshold,
         "per_trigger": config.get("triggers", {}),
     }
 

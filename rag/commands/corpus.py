@@ -16,5 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     from corpora.cli_corpus import corpus_index_command
+    from rag.commands.common import show_progress
 
-    return corpus_index_command(args.paths, args.out, args.tokenizer)
+    tokenizer = args.tokenizer
+    if tokenizer is None:  # the default model's tokenizer, so counts line up with what it generates
+        from rag.hf_model import HFLanguageModel
+
+        tokenizer = HFLanguageModel.load(None).tokenizer
+    return corpus_index_command(args.paths, args.out, tokenizer, progress=show_progress())
