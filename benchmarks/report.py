@@ -63,7 +63,9 @@ def _signals(records: Sequence[dict], policies: Sequence[str], scorer: _Scorer, 
                                                     for r in records]
     if not live:
         for name in records[0].get("extra_signals", {}):
-            columns[name] = [float(r["extra_signals"][name]) for r in records]
+            values = [float(r["extra_signals"][name]) for r in records]
+            if values not in columns.values():  # e.g. the token-confidence policy's own aggregation
+                columns[name] = values
     rows = []
     for name, scores in columns.items():
         pairs = [(s, q) for s, q in zip(scores, quality) if s is not None]
@@ -176,7 +178,8 @@ def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
     ax.barh([s["signal"] for s in sigs], [s["roc_auc"] for s in sigs], color="tab:blue")
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("ROC-AUC of the score for a wrong closed-book answer (0.5 = chance)")
+    ax.set_xlabel("ROC-AUC for a wrong closed-book answer (0.5 = chance)")
+    ax.set_title(f"Signal quality, {summary['questions']} questions", fontsize=9)
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(out_dir / "signal_auc.png", dpi=120)

@@ -65,19 +65,19 @@ def trigger_options(args: argparse.Namespace) -> dict:
     """The trigger options given on the command line plus the config file's per-trigger settings."""
     from rag.config import load_config
 
-    config = load_config(args.config)
+    config = load_config(getattr(args, "config", None))
     return {
-        "threshold": args.threshold,
-        "aggregation": args.aggregation,
-        "samples": args.samples,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "judge": args.judge,
-        "variant": args.variant,
-        "corpus_index": args.corpus_index,
-        "corpus_tokenizer": args.corpus_tokenizer,
-        "window": args.window,
-        "question_threshold": args.question_threshold,
+        "threshold": getattr(args, "threshold", None),
+        "aggregation": getattr(args, "aggregation", None),
+        "samples": getattr(args, "samples", None),
+        "temperature": getattr(args, "temperature", None),
+        "top_p": getattr(args, "top_p", None),
+        "judge": getattr(args, "judge", None),
+        "variant": getattr(args, "variant", None),
+        "corpus_index": getattr(args, "corpus_index", None),
+        "corpus_tokenizer": getattr(args, "corpus_tokenizer", None),
+        "window": getattr(args, "window", None),
+        "question_threshold": getattr(args, "question_threshold", None),
         "per_trigger": config.get("triggers", {}),
     }
 
