@@ -85,6 +85,10 @@ def own_text_markdown(r: dict[str, Any]) -> str:
              "| text | n | mean token entropy | mean NLL per token |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['n']} | {v['entropy']:.3f} | {v['nll']:.3f} |" for k, v in r["texts"].items()]
     lines += [""] + [f"- entropy ratio {k}: **{v:.2f}×**" for k, v in r["entropy_ratios"].items()]
+    t = r["texts"]
+    for own, human in (("own answer", "reference answer"), ("own passage", "human passage")):
+        if own in t and human in t and t[own]["nll"] > 0:
+            lines.append(f"- NLL (surprisal) ratio {human} / {own}: **{t[human]['nll'] / t[own]['nll']:.2f}×**")
     return "\n".join(lines)
 
 

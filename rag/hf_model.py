@@ -180,6 +180,7 @@ class HFLanguageModel:
         done = [False] * n
         finished = [False] * n
         stop = [s for s in (stop or []) if s]
+        active = list(range(n))  # sequence index of each row still in the batch
         for _ in range(max_new_tokens):
             logp = torch.log_softmax(logits, dim=-1)
             entropy = -(logp.exp() * logp).sum(-1)
@@ -189,25 +190,28 @@ class HFLanguageModel:
                 nxt = _sample(logits / temperature, top_p, gen)
             chosen = logp.gather(1, nxt[:, None])[:, 0]
             top = logp.topk(top_logprobs, dim=-1) if top_logprobs > 0 else None
-            for i in range(n):
-                if done[i]:
-                    continue
-                t = int(nxt[i])
+            for row, i in enumerate(active):
+                t = int(nxt[row])
                 if t in self.eos_ids:
                     done[i] = finished[i] = True
                     continue
                 seqs[i].append(t)
-                lps[i].append(float(chosen[i]))
-                ents[i].append(float(entropy[i]))
+                lps[i].append(float(chosen[row]))
+                ents[i].append(float(entropy[row]))
                 if top is not None:
-                    tops[i].append(dict(zip(self.tokenizer.convert_ids_to_tokens(top.indices[i].tolist()),
-                                            top.values[i].tolist())))
+                    tops[i].append(dict(zip(self.tokenizer.convert_ids_to_tokens(top.indices[row].tolist()),
+                                            top.values[row].tolist())))
                 if on_token is not None:
                     on_token(i, t)
                 if stop and any(s in self.tokenizer.decode(seqs[i][-8:], skip_special_tokens=True) for s in stop):
                     done[i] = True
-            if all(done):
+            keep = [row for row, i in enumerate(active) if not done[i]]
+            if not keep:
                 break
+            if len(keep) < len(active):  # finished rows leave the batch: samples of uneven length cost less
+                cache.batch_select_indices(torch.tensor(keep))
+                nxt = nxt[keep]
+                active = [active[row] for row in keep]
             out = self.model(input_ids=nxt[:, None], cache=cache, use_cache=True)
             cache = out.cache
             logits = out.logits[:, -1, :].float()

@@ -282,3 +282,17 @@ def test_through_the_loop_one_sampling_call_per_step(default_lm):
         assert d["samples"] == 10 and d["sample_calls"] == 1
         assert all({"text", "size", "members"} <= c.keys() for c in d["clusters"])
         assert s.fired == (d["semantic_entropy"] > d["threshold"])
+
+
+@pytest.mark.slow
+def test_lm_judge_asks_the_model_once_per_pair(default_lm):
+    from triggers.judges.lm import LMJudge
+
+    judge = LMJudge(default_lm)
+    before = default_lm.usage.snapshot()
+    verdict = judge.equivalent(QUESTION, "Paris", "Lyon")
+    judgments = PairJudgments(judge, QUESTION)
+    judgments.same("Paris", "Lyon")
+    judgments.same("Lyon", "Paris")  # the same unordered pair: cached
+    assert isinstance(verdict, bool)
+    assert default_lm.usage.since(before).calls == 2 == judge.calls

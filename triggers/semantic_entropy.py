@@ -93,9 +93,8 @@ class SemanticEntropy:
     name: str = "semantic-entropy"
 
     def __post_init__(self) -> None:
-        if int(self.samples) != self.samples or self.samples < 2:
-            raise TriggerConfigError(f"semantic entropy needs at least 2 samples, got {self.samples}")
-        self.samples = int(self.samples)
+        if not isinstance(self.samples, int) or isinstance(self.samples, bool) or self.samples < 2:
+            raise TriggerConfigError(f"samples must be an integer >= 2 (entropy over one sample is 0), got {self.samples!r}")
         if not check_threshold(self.temperature, "temperature") > 0:
             raise TriggerConfigError(f"sampling temperature must be > 0, got {self.temperature}")
         if not 0.0 < check_threshold(self.top_p, "top_p") <= 1.0:
@@ -132,17 +131,17 @@ class SemanticEntropy:
         judgments = PairJudgments(self.judge, state.question, self.variant)
         clustering = get_semantic_ids(texts, judgments)
         entropies = semantic_entropies(clustering.semantic_ids, log_liks)
+        cluster_log_probs = entropies.pop("cluster_log_probs")
         draft_cluster = None
         if state.draft is not None and state.draft.text.strip():
             draft_cluster = assign(state.draft.text.strip(), clustering.representatives, judgments)
         score = entropies["semantic_entropy" if self.estimator == "weighted" else "discrete_semantic_entropy"]
         details.update(entropies)
         details.update({
-            "clusters": _describe(clustering, texts, entropies["cluster_log_probs"]),
+            "clusters": _describe(clustering, texts, cluster_log_probs),
             "draft_cluster": draft_cluster,
             "judge_calls": judgments.calls,
         })
-        del details["cluster_log_probs"]
         return Signal(score=score, fired=score > self.threshold, details=details)
 
 
