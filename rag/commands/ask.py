@@ -48,6 +48,12 @@ def print_answer(answer) -> None:
             continue
         mark = "fired → retrieved" if s.passages else ("fired (budget spent)" if s.fired else "not fired")
         c.print(f"[bold]Step {s.index + 1}:[/bold] {answer.trigger} score {s.signal.score:.3g} — {mark}")
+        d = s.signal.details
+        if "clusters" in d:
+            c.print(f"  meaning clusters (sizes) {[cl['size'] for cl in d['clusters']]}, semantic entropy "
+                    f"{d['semantic_entropy']:.2f}, discrete {d['discrete_semantic_entropy']:.2f}")
+        if d.get("pairs"):
+            c.print("  co-occurrence: " + ", ".join(f"{x['pair'][0]} & {x['pair'][1]}: {x['count']}" for x in d["pairs"]))
     if not answer.retrieved:
         c.print("[bold]Retrieval:[/bold] not needed (answered closed-book)")
     if answer.sources:

@@ -52,7 +52,7 @@ def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidenc
     g.add_argument("--samples", type=positive_int, default=None, help="semantic-entropy: samples per step (default: 10)")
     g.add_argument("--temperature", type=finite_float, default=None, help="semantic-entropy: sampling temperature (default: 1.0)")
     g.add_argument("--top-p", type=finite_float, default=None, help="semantic-entropy: nucleus sampling mass (default: 1.0)")
-    g.add_argument("--judge", default=None, help="semantic-entropy: equivalence judge (lexical, embedding, lm, nli:MODEL)")
+    g.add_argument("--judge", default=None, help="semantic-entropy: equivalence judge: lexical+embedding (default), lexical, embedding, lm, nli:MODEL_DIR")
     g.add_argument("--variant", default=None, choices=("strict", "non-contradiction"), help="semantic-entropy: clustering variant")
     g.add_argument("--corpus-index", default=None, metavar="DIR", help="quco: corpus-statistics index (default: the demo index)")
     g.add_argument("--corpus-tokenizer", default=None, metavar="PATH", help="quco: tokenizer of a plain infini-gram index folder")
