@@ -63,20 +63,23 @@ def iter_jsonl(path: Path) -> Iterator[Document]:
         raise CorpusError(f"{path}: cannot read ({exc})") from None
 
 
+def _text_file_document(f: Path, doc_id: str) -> Document:
+    try:
+        text = f.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError(f"{f}: cannot read ({exc})") from None
+    if not text.strip():
+        raise CorpusError(f"{f}: document has no text")
+    return Document(id=doc_id, text=text, title=f.stem.replace("_", " "))
+
+
 def iter_text_folder(path: Path) -> Iterator[Document]:
     """One document per ``.txt``/``.md`` file; the id is the path relative to the folder."""
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
     if not files:
         raise CorpusError(f"{path}: folder has no .txt or .md files")
     for f in files:
-        try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CorpusError(f"{f}: cannot read ({exc})") from None
-        if not text.strip():
-            raise CorpusError(f"{f}: document has no text")
-        rel = f.relative_to(path).as_posix()
-        yield Document(id=rel, text=text, title=f.stem.replace("_", " "))
+        yield _text_file_document(f, f.relative_to(path).as_posix())
 
 
 def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
@@ -93,7 +96,7 @@ def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
         elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
             docs.extend(iter_jsonl(path))
         elif path.suffix.lower() in TEXT_SUFFIXES:
-            docs.extend(iter_text_file(path))
+            docs.append(_text_file_document(path, path.name))
         else:
             raise CorpusError(f"{path}: unsupported corpus format (use .jsonl, .jsonl.gz, or a folder of .txt/.md)")
     if not docs:
@@ -104,17 +107,6 @@ def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
             raise CorpusError(f"duplicate document id {d.id!r}")
         seen.add(d.id)
     return docs
-
-
-def iter_text_file(path: Path) -> Iterator[Document]:
-    """A single .txt/.md file as one document."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorpusError(f"{path}: cannot read ({exc})") from None
-    if not text.strip():
-        raise CorpusError(f"{path}: document has no text")
-    yield Document(id=path.name, text=text, title=path.stem.replace("_", " "))
 
 
 def fingerprint(docs: Iterable[Document]) -> str:
