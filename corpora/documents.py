@@ -73,6 +73,11 @@ def _text_file_document(f: Path, doc_id: str) -> Document:
     return Document(id=doc_id, text=text, title=f.stem.replace("_", " "))
 
 
+def iter_text_file(path: Path) -> Iterator[Document]:
+    """A single ``.txt``/``.md`` file as one document (id = file name)."""
+    yield _text_file_document(path, path.name)
+
+
 def iter_text_folder(path: Path) -> Iterator[Document]:
     """One document per ``.txt``/``.md`` file; the id is the path relative to the folder."""
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
@@ -82,23 +87,26 @@ def iter_text_folder(path: Path) -> Iterator[Document]:
         yield _text_file_document(f, f.relative_to(path).as_posix())
 
 
-def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
-    """Load every document from one or more JSONL files / text folders; ids must be unique."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    docs: list[Document] = []
+def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document]:
+    """Stream documents from JSONL files, .txt/.md files or folders (ids may repeat across files)."""
     for p in paths:
         path = Path(p)
         if not path.exists():
             raise CorpusError(f"{path}: no such file or folder")
         if path.is_dir():
-            docs.extend(iter_text_folder(path))
+            yield from iter_text_folder(path)
         elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
-            docs.extend(iter_jsonl(path))
+            yield from iter_jsonl(path)
         elif path.suffix.lower() in TEXT_SUFFIXES:
-            docs.append(_text_file_document(path, path.name))
+            yield from iter_text_file(path)
         else:
             raise CorpusError(f"{path}: unsupported corpus format (use .jsonl, .jsonl.gz, or a folder of .txt/.md)")
+
+
+def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
+    """Load every document from one or more JSONL files / text folders; ids must be unique."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    docs = list(iter_documents(paths))
     if not docs:
         raise CorpusError(f"{', '.join(map(str, paths))}: corpus is empty")
     seen: set[str] = set()

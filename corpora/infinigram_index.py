@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from corpora.documents import TEXT_SUFFIXES, Document, iter_jsonl, iter_text_file, iter_text_folder
+from corpora.documents import Document, iter_documents
 from corpora.errors import CorpusError
 
 MANIFEST = "manifest.json"
@@ -85,26 +85,6 @@ def token_dtype_for(tokenizer) -> str:
 
 
 # -- documents -------------------------------------------------------------------------------
-def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document]:
-    """Stream documents from JSONL files, .txt/.md files or folders.
-
-    Unlike `load_documents`, ids may repeat across files: statistics ignore ids, and corpora
-    pooled from several sources often reuse them.
-    """
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise CorpusError(f"{path}: no such file or folder")
-        if path.is_dir():
-            yield from iter_text_folder(path)
-        elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
-            yield from iter_jsonl(path)
-        elif path.suffix.lower() in TEXT_SUFFIXES:
-            yield from iter_text_file(path)
-        else:
-            raise CorpusError(f"{path}: unsupported corpus format (use .jsonl, .jsonl.gz, or a folder of .txt/.md)")
-
-
 def document_text(doc: Document) -> str:
     """What gets counted: the title (it names the entity a DPR-style passage is about) and the text."""
     return f"{doc.title}\n{doc.text}" if doc.title and not doc.text.startswith(doc.title) else doc.text
