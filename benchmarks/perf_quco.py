@@ -47,7 +47,7 @@ def _repeated_sample(data: Path, repeat: int) -> list:
     (quadratic); shuffled copies diverge after one document. Counts are the same either way."""
     import random
 
-    from corpora.infinigram_index import iter_documents
+    from corpora.documents import iter_documents
 
     docs = list(iter_documents([data / f for f in SAMPLE_FILES]))
     out = []
