@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from rag.commands.common import add_model_args, finite_float, positive_int, show_progress
+from rag.commands.common import add_model_args, add_trigger_options, finite_float, positive_int, show_progress
 
 DEFAULT_POLICIES = "never,always,token-confidence"
 
@@ -35,14 +35,7 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=positive_int, default=1,
                    help="sentences per answer (default: 1; above 1 every policy runs for real and sweeps are off)")
     g.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
-    g.add_argument("--aggregation", default=None, choices=("min_prob", "mean_logprob", "max_entropy", "flare"), help="token-confidence aggregation")
-    g.add_argument("--samples", type=positive_int, default=None, help="semantic-entropy: samples per step")
-    g.add_argument("--temperature", type=finite_float, default=None, help="semantic-entropy: sampling temperature")
-    g.add_argument("--top-p", type=finite_float, default=None, help="semantic-entropy: nucleus sampling mass")
-    g.add_argument("--judge", default=None, help="semantic-entropy: equivalence judge")
-    g.add_argument("--variant", default=None, choices=("strict", "non-contradiction"), help="semantic-entropy: clustering variant")
-    g.add_argument("--corpus-index", default=None, metavar="DIR", help="quco: corpus-statistics index (default: the demo index)")
-    g.add_argument("--config", default=None, metavar="FILE", help="TOML per-trigger settings, e.g. thresholds from `arag calibrate`")
+    add_trigger_options(g)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,13 +73,9 @@ def user_errors() -> Iterator[None]:
 def bench_config(args: argparse.Namespace, policies: tuple[str, ...]):
     from benchmarks.datasets import default_corpus_choice
     from benchmarks.runner import BenchConfig
-    from rag.config import load_config
+    from rag.commands.common import trigger_options
 
-    options = {k: getattr(args, k) for k in ("aggregation", "samples", "temperature", "top_p", "judge", "variant", "corpus_index")}
-    options = {k: v for k, v in options.items() if v is not None}
-    per_trigger = load_config(args.config).get("triggers", {})
-    if per_trigger:
-        options["per_trigger"] = per_trigger
+    options = {k: v for k, v in trigger_options(args).items() if v is not None and v != {}}
     return BenchConfig(dataset=args.dataset, policies=policies, split=args.split, relation=args.relation,
                        shuffle_seed=None if args.file_order else 0, retriever=args.retriever,
                        corpus=args.corpus or ("index" if args.index else default_corpus_choice(args.dataset)),

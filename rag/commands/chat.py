@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from rag.commands.common import add_model_args, add_retriever_args, add_trigger_args, positive_int
+from rag.commands.common import add_loop_args, add_model_args, add_retriever_args, add_trigger_args, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,9 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_retriever_args(p)
     add_trigger_args(p)
     add_model_args(p)
-    p.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")
-    p.add_argument("--max-retrievals", type=int, default=3, help="retrieval budget per answer (default: 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
+    add_loop_args(p)
     p.set_defaults(func=run)
 
 

@@ -48,6 +48,11 @@ def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidenc
     g = p.add_argument_group("trigger")
     g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco, or a+b (any of) (default: %(default)s)")
     g.add_argument("--threshold", type=finite_float, default=None, help="the trigger's threshold (default: from --config, else the trigger's default)")
+    add_trigger_options(g)
+
+
+def add_trigger_options(g) -> None:
+    """Per-trigger settings (everything but the trigger's name and threshold), shared with `arag bench`."""
     g.add_argument("--aggregation", default=None, choices=("min_prob", "mean_logprob", "max_entropy", "flare"), help="token-confidence aggregation (default: min_prob)")
     g.add_argument("--samples", type=positive_int, default=None, help="semantic-entropy: samples per step (default: 10)")
     g.add_argument("--temperature", type=finite_float, default=None, help="semantic-entropy: sampling temperature (default: 1.0)")
@@ -58,7 +63,14 @@ def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidenc
     g.add_argument("--corpus-tokenizer", default=None, metavar="PATH", help="quco: tokenizer of a plain infini-gram index folder")
     g.add_argument("--window", type=positive_int, default=None, help="quco: co-occurrence window in tokens (default: 1000)")
     g.add_argument("--question-threshold", type=finite_float, default=None, help="quco: pre-generation threshold, entity frequency per million tokens")
-    g.add_argument("--config", default=None, metavar="FILE", help="TOML settings (default: $ARAG_CONFIG or ./arag.toml)")
+    g.add_argument("--config", default=None, metavar="FILE", help="TOML per-trigger settings, e.g. thresholds from `arag calibrate` (default: $ARAG_CONFIG or ./arag.toml)")
+
+
+def add_loop_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("answer budget")
+    g.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")
+    g.add_argument("--max-retrievals", type=int, default=3, help="retrieval budget per answer (default: 3)")
+    g.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
 
 
 def trigger_options(args: argparse.Namespace) -> dict:
