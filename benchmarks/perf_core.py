@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     trig = TokenConfidence()
     for q in questions:
         t = time.perf_counter()
-        a = loop.answer(q)
+        loop.answer(q)
         answer_s.append(time.perf_counter() - t)
         draft, prompt = loop._draft(q, [], "")
         state = StepState(question=q, draft=draft, prompt=prompt, sampler=lm)

@@ -5,8 +5,6 @@ fingerprint, so `arag ask --corpus X --retriever faiss` embeds X once, not on ev
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
 from corpora.documents import Document, fingerprint, load_documents

@@ -36,7 +36,7 @@ from rag.errors import USER_ERRORS
 from rag.lm import Generation, Prompt
 from rag.loop import AdaptiveRAG
 from rag.pipeline import Pipeline
-from rag.streaming import AnswerText, StepStream, accepts, token_decoder
+from rag.streaming import StepStream, accepts, token_decoder
 from rag.trace import Answer
 
 OWNER = "adaptive-rag"  # `owned_by` in /v1/models: how our own backend recognises an arag server

@@ -4,17 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from rag.commands.common import add_loop_args, add_model_args, add_retriever_args, add_trigger_args, positive_int, show_progress
+from rag.commands.common import add_pipeline_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="answer a question, retrieving only when the trigger fires",
                        description="Answer a question. With no --index/--corpus the shipped demo corpus is used.")
     p.add_argument("question", help="the question")
-    add_retriever_args(p)
-    add_trigger_args(p)
-    add_model_args(p)
-    add_loop_args(p)
+    add_pipeline_args(p)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object (answer, retrieved, steps, costs)")
     p.set_defaults(func=run)
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from rag.commands.common import add_model_args, add_trigger_options, finite_float, positive_int, show_progress
+from rag.commands.common import add_model_args, add_trigger_options, positive_int, show_progress
 
 DEFAULT_POLICIES = "never,always,token-confidence"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from rag.commands.common import add_loop_args, add_model_args, add_retriever_args, add_trigger_args, positive_int
+from rag.commands.common import add_pipeline_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,10 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "answer a line shows whether retrieval fired, the trigger score and the sources. "
                                    "Commands: /sources, /reset, /trigger NAME, /help; Ctrl-D exits. "
                                    "With no --index/--corpus the shipped demo corpus is used.")
-    add_retriever_args(p)
-    add_trigger_args(p)
-    add_model_args(p)
-    add_loop_args(p)
+    add_pipeline_args(p)
     p.set_defaults(func=run)
 
 

@@ -66,6 +66,14 @@ def add_trigger_options(g) -> None:
     g.add_argument("--config", default=None, metavar="FILE", help="TOML per-trigger settings, e.g. thresholds from `arag calibrate` (default: $ARAG_CONFIG or ./arag.toml)")
 
 
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """Everything `Pipeline.from_args` reads: retriever, trigger, model and answer budget."""
+    add_retriever_args(p)
+    add_trigger_args(p)
+    add_model_args(p)
+    add_loop_args(p)
+
+
 def add_loop_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("answer budget")
     g.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from rag.commands.common import add_loop_args, add_model_args, add_retriever_args, add_trigger_args, positive_int
+from rag.commands.common import add_pipeline_args, positive_int
 
 
 def port_number(text: str) -> int:
@@ -29,10 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (default: $ARAG_API_KEY, else none)")
     p.add_argument("--max-body-bytes", type=positive_int, default=1_000_000, help="largest request body (default: 1000000)")
     p.add_argument("--max-messages", type=positive_int, default=64, help="most messages per request (default: 64)")
-    add_retriever_args(p)
-    add_trigger_args(p)
-    add_model_args(p)
-    add_loop_args(p)
+    add_pipeline_args(p)
     p.set_defaults(func=run)
 
 
