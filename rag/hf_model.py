@@ -90,6 +90,20 @@ def load_model_and_tokenizer(model_id_or_path: str | os.PathLike):
         raise ModelError(f"cannot load model {str(model_id_or_path)!r}{hint}: {str(exc).splitlines()[0]}") from None
 
 
+def load_default_tokenizer():
+    """The default model's tokenizer alone (what corpus-statistics indexes need), without its weights:
+    from the converted-model cache when present, else read from the GGUF."""
+    from transformers import AutoTokenizer
+
+    from rag.default_model import default_model_path
+
+    gguf = default_model_path()
+    cached = _gguf_cache_path(gguf)
+    if (cached / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(cached)
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
 class HFLanguageModel:
     """Greedy or sampled generation with per-token log-probs and entropies; thread-safe (one lock)."""
 

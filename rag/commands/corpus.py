@@ -20,7 +20,7 @@ def run_index(args: argparse.Namespace) -> int:
 
     tokenizer = args.tokenizer
     if tokenizer is None:  # the default model's tokenizer, so counts line up with what it generates
-        from rag.hf_model import HFLanguageModel
+        from rag.hf_model import load_default_tokenizer
 
-        tokenizer = HFLanguageModel.load(None).tokenizer
+        tokenizer = load_default_tokenizer()
     return corpus_index_command(args.paths, args.out, tokenizer, progress=show_progress())
