@@ -217,7 +217,9 @@ def read_results(out_dir: Path, repair: bool = False) -> list[dict[str, Any]]:
         with path.open("r+b") as fh:
             fh.truncate(end)
     records = []
-    for lineno, line in enumerate(data[:end].decode("utf-8").splitlines(), 1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and friends, which JSON
+    # strings written with ensure_ascii=False may contain (model output does)
+    for lineno, line in enumerate(data[:end].decode("utf-8").split("\n"), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))

@@ -282,3 +282,14 @@ def test_side_studies_run_on_the_default_model(default_lm, data_dir):
     assert acc["any sample (oracle)"] >= max(acc["first sample"], acc["highest confidence"], acc["majority vote"])
     for name, (_, md) in STUDIES.items():
         assert md({"own-text-entropy": own, "rephrase": reph, "confidence-ranked": ranked}[name]).startswith("## Side study")
+
+
+def test_result_lines_may_contain_unicode_line_separators(tmp_path):
+    """Model output can hold U+2028/U+0085; they are not line breaks in JSONL (str.splitlines() thinks so)."""
+    import json
+
+    from benchmarks.runner import read_results
+
+    rows = [{"id": "a", "text": "one\u2028two\x85three"}, {"id": "b", "text": "ok"}]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert read_results(tmp_path) == rows
