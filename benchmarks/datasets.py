@@ -53,6 +53,14 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def data_dir_or_exit(explicit: str | os.PathLike | None = None) -> Path:
+    """`resolve_data_dir` for stand-alone scripts: a missing folder ends the script with its one-line message."""
+    try:
+        return resolve_data_dir(explicit)
+    except DatasetError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 # -- file readers ---------------------------------------------------------------------------------
 def _jsonl(path: Path) -> Iterator[dict]:
     if not path.exists():

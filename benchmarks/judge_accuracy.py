@@ -39,6 +39,7 @@ from triggers.clustering import PairJudgments, get_semantic_ids  # noqa: E402
 from triggers.equivalence import EitherJudge, EquivalenceJudge  # noqa: E402
 from triggers.judges.embedding import EmbeddingJudge  # noqa: E402
 from triggers.judges.lexical import LexicalJudge, normalize_answer  # noqa: E402
+from benchmarks.datasets import data_dir_or_exit  # noqa: E402
 
 MAX_ALIASES = 6  # per question, so a 14-alias TriviaQA entry does not dominate
 
@@ -59,14 +60,6 @@ class Pair:
     same: bool
     source: str
     negative: str = ""  # "random" | "same-type" for negatives
-
-
-def data_dir() -> Path:
-    env = os.environ.get("ARAG_DATA_DIR")
-    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
-    if not path.is_dir():
-        sys.exit(f"shared data not found at {path} (set ARAG_DATA_DIR)")
-    return path
 
 
 def _distinct(answers: Sequence[str]) -> tuple[str, ...]:
@@ -193,7 +186,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
-    dev_items, test_items = split(load_items(data_dir()), args.seed)
+    dev_items, test_items = split(load_items(data_dir_or_exit()), args.seed)
     dev, test = build_pairs(dev_items, rng), build_pairs(test_items, rng)
     dev_r, test_r = [restated(p) for p in dev], [restated(p) for p in test]
     groups = build_groups(test_items, rng)

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.datasets import data_dir_or_exit
+
 REPO = Path(__file__).resolve().parents[1]
 # The pretraining-corpus sample: a proxy for the LM's (undisclosed) pretraining data.
 SAMPLE_FILES = (
@@ -32,13 +34,6 @@ SAMPLE_FILES = (
     "flashrag_toy/sample_data.jsonl",
 )
 SAMPLE_TOKENS = 2_650_000  # one pass over SAMPLE_FILES in SmolLM2 tokens (measured)
-
-
-def _data_dir(arg: str | None) -> Path:
-    d = Path(arg or os.environ.get("ARAG_DATA_DIR") or REPO.parent / "shared" / "data")
-    if not d.is_dir():
-        sys.exit(f"shared data not found at {d} (set ARAG_DATA_DIR or --data-dir)")
-    return d
 
 
 def _repeated_sample(data: Path, repeat: int) -> list:
@@ -111,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpora.statistics import CorpusStatistics
     from triggers.quco import QuCo
 
-    data = _data_dir(args.data_dir)
+    data = data_dir_or_exit(args.data_dir)
     repeat = -(-args.min_tokens // SAMPLE_TOKENS)
     tok = _default_tokenizer()
     with tempfile.TemporaryDirectory() as tmp:

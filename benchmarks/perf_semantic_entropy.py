@@ -32,11 +32,11 @@ from rag.prompts import PromptTemplates  # noqa: E402
 from triggers.base import StepState  # noqa: E402
 from triggers.equivalence import DEFAULT_JUDGE  # noqa: E402
 from triggers.semantic_entropy import SemanticEntropy  # noqa: E402
+from benchmarks.datasets import data_dir_or_exit  # noqa: E402
 
 
 def questions(n: int) -> list[str]:
-    env = os.environ.get("ARAG_DATA_DIR")
-    path = (Path(env) if env else REPO_ROOT.parent / "shared" / "data") / "nq_open" / "NQ-open.dev.jsonl"
+    path = data_dir_or_exit() / "nq_open" / "NQ-open.dev.jsonl"
     if not path.is_file():
         sys.exit(f"NQ-open not found at {path} (set ARAG_DATA_DIR)")
     with open(path, encoding="utf-8") as fh:

@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from corpora.documents import fingerprint, load_documents  # noqa: E402
 from retrievers import DenseRetriever, Passage, RetrieverError, build_index, build_retriever, load_index, reciprocal_rank_fusion  # noqa: E402
 from retrievers.hybrid import DEFAULT_POOL, HybridRetriever  # noqa: E402
+from benchmarks.datasets import data_dir_or_exit  # noqa: E402
 
 KS = (1, 5, 10)
 REFERENCE = {  # DESIGN.md, measured on this kind of machine
@@ -33,14 +34,6 @@ REFERENCE = {  # DESIGN.md, measured on this kind of machine
     "faiss flat": (0.895, 0.991, 0.994),
     "hybrid rrf": (0.822, 0.986, 0.998),
 }
-
-
-def data_dir() -> Path:
-    env = os.environ.get("ARAG_DATA_DIR")
-    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
-    if not (path / "nq_open_oracle").is_dir():
-        sys.exit(f"NQ-open-oracle not found under {path} (set ARAG_DATA_DIR)")
-    return path / "nq_open_oracle"
 
 
 def load_questions(folder: Path, docs) -> list[tuple[str, str]]:
@@ -73,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     if not kinds <= {"bm25", "faiss", "hybrid"}:
         ap.error(f"--kinds takes bm25, faiss, hybrid; got {args.kinds}")
 
-    folder = data_dir()
+    folder = data_dir_or_exit() / "nq_open_oracle"
     docs = load_documents(folder / "corpus.jsonl.gz")
     qa = load_questions(folder, docs)[: args.limit or None]
     questions, gold = [q for q, _ in qa], [g for _, g in qa]
