@@ -25,7 +25,7 @@ def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
 
 def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequence[str] | None = None,
                    progress: bool = True, es_url: str | None = None, es_index: str | None = None,
-                   es_mode: str = "bm25") -> Retriever:
+                   es_mode: str = "bm25", es_ca_file: str | None = None) -> Retriever:
     from retrievers import build_index, build_retriever, load_index
 
     if kind not in RETRIEVER_KINDS:
@@ -33,7 +33,7 @@ def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequenc
     if kind == "elasticsearch":
         from retrievers.elasticsearch import ElasticsearchRetriever
 
-        retriever = ElasticsearchRetriever.from_env(url=es_url, index=es_index, mode=es_mode)
+        retriever = ElasticsearchRetriever.from_env(url=es_url, index=es_index, mode=es_mode, ca_file=es_ca_file)
         if corpus:
             retriever.index_documents(corpus_documents(corpus), progress=progress)
         else:

@@ -49,7 +49,7 @@ class Pipeline:
                             max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0))
         retriever = open_retriever(args.retriever, index=args.index, corpus=getattr(args, "corpus", None),
                                    progress=show_progress(), es_url=args.es_url, es_index=args.es_index,
-                                   es_mode=getattr(args, "es_mode", "bm25"))
+                                   es_mode=getattr(args, "es_mode", "bm25"), es_ca_file=getattr(args, "es_ca_file", None))
         lm = lm or load_language_model(args.model)
         trigger = build_trigger(args.trigger, lm=lm, **options)
         return cls(lm=lm, retriever=retriever, trigger=trigger, config=config)

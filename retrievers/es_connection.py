@@ -123,7 +123,10 @@ def _reason(exc) -> str:
     if isinstance(err, dict):
         cause = (err.get("root_cause") or [err])[0]
         return f"{cause.get('type', 'error')}: {cause.get('reason', '')}".strip()
-    return getattr(exc, "message", None) or _first_line(exc)
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message not in ("", "None"):
+        return message
+    return "no details in the reply" if hasattr(exc, "meta") else _first_line(exc)  # e.g. a HEAD request's reply
 
 
 def index_missing(conn: Connection, index: str) -> ElasticsearchIndexMissing:
@@ -140,7 +143,10 @@ def translate(exc: Exception, conn: Connection, index: str, doing: str) -> Elast
 
     where = f"Elasticsearch at {conn.safe_url}"
     if isinstance(exc, es.AuthenticationException):
-        return ElasticsearchAuthError(f"{where} rejected the credentials (401) during {doing}: check ARAG_ES_API_KEY or ARAG_ES_USER/ARAG_ES_PASSWORD")
+        if conn.api_key is None and conn.basic_auth is None:
+            return ElasticsearchAuthError(f"{where} needs credentials (401) for {doing}: set ARAG_ES_API_KEY or ARAG_ES_USER/ARAG_ES_PASSWORD")
+        kind = "API key" if conn.api_key else f"password of user {conn.basic_auth[0]!r}"
+        return ElasticsearchAuthError(f"{where} rejected the {kind} (401) during {doing}: check ARAG_ES_API_KEY or ARAG_ES_USER/ARAG_ES_PASSWORD")
     if isinstance(exc, es.AuthorizationException):
         return ElasticsearchAuthError(f"{where}: not allowed to do {doing} on index {index!r} (403: {_reason(exc)})")
     if isinstance(exc, es.NotFoundError) and "index_not_found" in _reason(exc):
@@ -148,7 +154,7 @@ def translate(exc: Exception, conn: Connection, index: str, doing: str) -> Elast
     if isinstance(exc, es.UnsupportedProductError):
         return ElasticsearchUnreachable(f"{conn.safe_url} is not an Elasticsearch server")
     if isinstance(exc, TlsError):
-        return ElasticsearchUnreachable(f"TLS failure talking to {where} (wrong CA file? set ARAG_ES_CA_FILE): {_first_line(exc)}")
+        return ElasticsearchUnreachable(f"TLS failure talking to {where}: {_tls_reason(exc)} (trust its CA with --es-ca-file or ARAG_ES_CA_FILE)")
     if isinstance(exc, ConnectionTimeout):
         return ElasticsearchUnreachable(f"{where} did not answer within {conn.timeout:g} s during {doing}")
     if isinstance(exc, es.ApiError):
@@ -156,6 +162,12 @@ def translate(exc: Exception, conn: Connection, index: str, doing: str) -> Elast
     if isinstance(exc, TransportError):
         return ElasticsearchUnreachable(f"cannot reach {where} during {doing}: {_connection_reason(exc)}")
     return ElasticsearchError(f"{where}: {doing} failed: {_first_line(exc)}")
+
+
+def _tls_reason(exc) -> str:
+    """The SSL library's own words ("certificate verify failed: unable to get local issuer certificate")."""
+    m = re.search(r"\[SSL[^\]]*\] ([^(]+?)\s*\(_ssl", str(exc))
+    return m.group(1) if m else _first_line(exc)
 
 
 def _connection_reason(exc) -> str:

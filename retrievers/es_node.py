@@ -2,19 +2,23 @@
 
 No Elasticsearch comes from PyPI or Debian, so `elasticsearch_node/` beside this file is a tiny Maven
 project: the server jar, its netty4 HTTP/transport module and a launcher class (see its pom.xml for
-why not codelibs' cluster runner). `build()` runs `mvn package` once (jars land in ~/.m2 and
-`elasticsearch_node/target/`); `ElasticsearchNode` starts a node on free ports, waits for the cluster
+why not codelibs' cluster runner), and `elasticsearch_node/security/`, which adds Elasticsearch's own
+security (x-pack-core, x-pack-security). `build()` runs `mvn package` on both once (jars land in ~/.m2
+and `elasticsearch_node/target/`); `ElasticsearchNode` starts a node on free ports, waits for the cluster
 health it needs, and stops it on SIGTERM. Elasticsearch 9 needs Java 21+: the JDK is found through
 ``ARAG_ES_JAVA_HOME``, ``JAVA_HOME`` or the usual install folders.
 
-    python -m retrievers.es_node build             # once; ~40 s cold (downloads ~45 MB of jars)
+    python -m retrievers.es_node build             # once; ~85 s cold (127 MB of jars into ~/.m2)
     python -m retrievers.es_node start             # background node; prints its URL
+    ARAG_ES_PASSWORD=... python -m retrievers.es_node start --user arag [--tls]
+                                                   # the same with security: a superuser, HTTPS
     python -m retrievers.es_node stop              # stops the node `start` left running
     python -m retrievers.es_node run               # foreground node until Ctrl-C
 
 The node skips the distribution's launcher, which refuses to run as root: CI runs as root. It binds
-to loopback only (so production bootstrap checks do not apply), has no security (no x-pack) and
-turns the disk-watermark allocator off so a nearly full disk cannot make indexes read-only.
+to loopback only (so production bootstrap checks do not apply) and turns the disk-watermark allocator
+off so a nearly full disk cannot make indexes read-only. Without ``security`` it loads no x-pack at
+all (open HTTP); with it, see `es_node_security.py`.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -37,10 +42,13 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from retrievers.base import RetrieverError
+from retrievers.es_node_security import NodeSecurity, NodeSecurityError, ssl_context
 
 NODE_PROJECT = Path(__file__).resolve().parent / "elasticsearch_node"
 TARGET = NODE_PROJECT / "target"
 LAUNCHER_JAR = TARGET / "elasticsearch-node-1.0.jar"
+SECURITY_PROJECT = NODE_PROJECT / "security"
+SECURE_MODULES = TARGET / "modules-security"  # the modules plus x-pack-core and x-pack-security
 MAIN_CLASS = "org.adaptiverag.esnode.EsNode"
 MIN_JAVA = 21
 STATE_DIR = NODE_PROJECT.parents[1] / ".arag-cache" / "es-node"
@@ -85,14 +93,15 @@ def _java_version(home: Path) -> int:
 
 
 def _built() -> bool:
-    if not (LAUNCHER_JAR.is_file() and (TARGET / "lib").is_dir() and (TARGET / "modules").is_dir()):
+    if not (LAUNCHER_JAR.is_file() and (TARGET / "lib").is_dir() and SECURE_MODULES.is_dir()):
         return False
-    sources = [NODE_PROJECT / "pom.xml", *(p for p in (NODE_PROJECT / "src").rglob("*") if p.is_file())]
-    return LAUNCHER_JAR.stat().st_mtime >= max(p.stat().st_mtime for p in sources)
+    sources = [NODE_PROJECT / "pom.xml", SECURITY_PROJECT / "pom.xml",
+               *(p for d in (NODE_PROJECT / "src", SECURITY_PROJECT / "modules") for p in d.rglob("*") if p.is_file())]
+    return min(LAUNCHER_JAR.stat().st_mtime, SECURE_MODULES.stat().st_mtime) >= max(p.stat().st_mtime for p in sources)
 
 
 def build(force: bool = False, quiet: bool = True) -> Path:
-    """`mvn package` the node project unless it is already built from the current sources; returns target/."""
+    """`mvn package` the node project, then its security layout, unless built from the current sources; returns target/."""
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     with open(STATE_DIR / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test sessions build once
@@ -102,11 +111,12 @@ def build(force: bool = False, quiet: bool = True) -> Path:
         if mvn is None:
             raise NodeError("Maven (mvn) not found: it builds the local Elasticsearch node from Maven Central jars")
         env = {**os.environ, "JAVA_HOME": str(java_home())}
-        cmd = [mvn, "-B", "-q" if quiet else "-ntp", "-f", str(NODE_PROJECT / "pom.xml"), "clean", "package"]
-        done = subprocess.run(cmd, env=env, capture_output=quiet, text=True)
-        if done.returncode != 0:
-            tail = (done.stdout or "")[-2000:] if quiet else ""
-            raise NodeError(f"building the Elasticsearch node failed ({' '.join(cmd)}):\n{tail}")
+        for project in (NODE_PROJECT, SECURITY_PROJECT):
+            cmd = [mvn, "-B", "-q" if quiet else "-ntp", "-f", str(project / "pom.xml"), "clean", "package"]
+            done = subprocess.run(cmd, env=env, capture_output=quiet, text=True)
+            if done.returncode != 0:
+                tail = (done.stdout or "")[-2000:] if quiet else ""
+                raise NodeError(f"building the Elasticsearch node failed ({' '.join(cmd)}):\n{tail}")
     return TARGET
 
 
@@ -116,11 +126,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _health(url: str, nodes: int, wait_s: int = 1) -> dict | None:
+def _health(url: str, nodes: int, wait_s: int = 1, *, headers: dict[str, str] | None = None,
+            context: ssl.SSLContext | None = None) -> dict | None:
     """Cluster health once it is green with at least ``nodes`` nodes; None while not (or unreachable)."""
     query = f"wait_for_status=green&wait_for_nodes=%3E%3D{nodes}&timeout={wait_s}s"
+    request = urllib.request.Request(f"{url}/_cluster/health?{query}", headers=headers or {})
     try:
-        with urllib.request.urlopen(f"{url}/_cluster/health?{query}", timeout=wait_s + 5) as r:
+        with urllib.request.urlopen(request, timeout=wait_s + 5, context=context) as r:
             body = json.load(r)
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -137,7 +149,7 @@ class ElasticsearchNode:
 
     def __init__(self, home: str | Path | None = None, *, cluster_name: str = "arag-test", node_name: str = "node-1",
                  seed: "ElasticsearchNode | None" = None, roles: Sequence[str] | None = None, heap: str = "512m",
-                 peers_expected: bool = False):
+                 peers_expected: bool = False, security: NodeSecurity | None = None):
         self.home = Path(home) if home else Path(tempfile.mkdtemp(prefix="arag-es-"))
         self._own_home = home is None
         self.cluster_name = seed.cluster_name if seed else cluster_name
@@ -146,13 +158,21 @@ class ElasticsearchNode:
         self.roles = list(roles) if roles is not None else (["data"] if seed else ["master", "data", "ingest"])
         self.heap = heap
         self.peers_expected = peers_expected  # first node of a multi-node cluster: bootstrap it, do not use single-node discovery
+        self.security = security  # None: no x-pack, open HTTP (the default test node)
         self.http_port = 0
         self.transport_port = 0
         self.process: subprocess.Popen | None = None
+        self._security_settings: list[str] = []
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.security and self.security.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA that signed the node's HTTP certificate (a client's ``ca_certs``); None without TLS."""
+        return self.home / "config" / "ca.crt" if self.security and self.security.tls else None
 
     @property
     def log_path(self) -> Path:
@@ -182,11 +202,13 @@ class ElasticsearchNode:
         java = java_home() / "bin" / "java"
         classpath = os.pathsep.join([str(LAUNCHER_JAR), str(TARGET / "lib" / "*")])
         return [str(java), f"-Xms{self.heap}", f"-Xmx{self.heap}", *JVM_FLAGS, f"-Djava.io.tmpdir={self.home / 'tmp'}",
-                f"-Desnode.modules={TARGET / 'modules'}", "-cp", classpath, MAIN_CLASS, *self.settings()]
+                f"-Desnode.modules={SECURE_MODULES if self.security else TARGET / 'modules'}", "-cp", classpath, MAIN_CLASS,
+                *self.settings(), *self._security_settings]
 
     def start(self, timeout: float = 180.0, attempts: int = 3) -> "ElasticsearchNode":
         """Start and wait until the cluster has this node and is green; retry on a port taken meanwhile."""
         build()
+        self._security_settings = self.security.write_config(self.home / "config") if self.security else []
         for attempt in range(attempts):
             self.http_port, self.transport_port = free_port(), free_port()
             (self.home / "tmp").mkdir(parents=True, exist_ok=True)
@@ -211,7 +233,12 @@ class ElasticsearchNode:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            if _health(self.url, nodes) is not None:
+            if self.security is None:
+                ready = _health(self.url, nodes)
+            else:
+                ready = _health(self.url, nodes, headers={"Authorization": self.security.auth_header()},
+                                context=ssl_context(self.home / "config") if self.security.tls else None)
+            if ready is not None:
                 return True
             time.sleep(0.5)
         return False
@@ -268,10 +295,24 @@ def _cmd_start(args: argparse.Namespace) -> int:
             print(info["url"])
             return 0
     home = Path(args.home) if args.home else STATE_DIR / "home"
-    node = ElasticsearchNode(home, heap=args.heap).start()
+    node = ElasticsearchNode(home, heap=args.heap, security=_security(args)).start()
     state.write_text(json.dumps({"pid": node.process.pid, "url": node.url, "home": str(home)}))
     print(node.url)
+    if node.ca_file:
+        print(f"CA file: {node.ca_file}")
     return 0
+
+
+def _security(args: argparse.Namespace) -> NodeSecurity | None:
+    """--user NAME (password from ARAG_ES_PASSWORD, never from the command line) and --tls."""
+    if args.user is None:
+        if args.tls:
+            raise NodeError("--tls needs --user: TLS comes with Elasticsearch's security")
+        return None
+    password = os.environ.get("ARAG_ES_PASSWORD")
+    if not password:
+        raise NodeError("--user needs its password in ARAG_ES_PASSWORD")
+    return NodeSecurity({args.user: password}, tls=args.tls)
 
 
 def _alive(pid: int) -> bool:
@@ -299,8 +340,9 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    node = ElasticsearchNode(Path(args.home) if args.home else None, heap=args.heap).start()
-    print(f"Elasticsearch node at {node.url} (Ctrl-C stops it)", flush=True)
+    node = ElasticsearchNode(Path(args.home) if args.home else None, heap=args.heap, security=_security(args)).start()
+    ca = f", CA file {node.ca_file}" if node.ca_file else ""
+    print(f"Elasticsearch node at {node.url}{ca} (Ctrl-C stops it)", flush=True)
     try:
         node.process.wait()
     except KeyboardInterrupt:
@@ -319,12 +361,14 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help={"start": "start a node in the background and print its URL", "run": "run a node until Ctrl-C"}[name])
         p.add_argument("--home", default=None, help="node folder (data, logs); default: .arag-cache/es-node/home for start, a temp folder for run")
         p.add_argument("--heap", default="512m")
+        p.add_argument("--user", default=None, help="turn on Elasticsearch security with this superuser (password: $ARAG_ES_PASSWORD)")
+        p.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA (needs --user and the openssl command)")
         p.set_defaults(func=func)
     sub.add_parser("stop", help="stop the node `start` left running").set_defaults(func=_cmd_stop)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except NodeError as exc:
+    except (NodeError, NodeSecurityError) as exc:
         print(f"es_node: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real default model per test session, the shared data folder, the demo corpus."""
+"""Shared fixtures: one real default model per test session, the shared data folder, the demo corpus,
+the tools an Elasticsearch test node needs."""
 from __future__ import annotations
 
 import os
@@ -41,3 +42,26 @@ def demo_docs():
     from corpora.demo import demo_documents
 
     return demo_documents()
+
+
+@pytest.fixture(scope="session")
+def es_tools() -> None:
+    """Maven and a Java 21+ JDK, which build and run the Elasticsearch test nodes (retrievers/es_node.py).
+
+    Elsewhere the Elasticsearch tests skip; under CI (``CI`` set) they fail instead, so that CI can never
+    pass without having run them.
+    """
+    import shutil
+
+    from retrievers.es_node import NodeError, java_home
+
+    problem = "Maven (mvn) not installed: it builds the Elasticsearch test node" if shutil.which("mvn") is None else None
+    if problem is None:
+        try:
+            java_home()
+        except NodeError as exc:
+            problem = str(exc)
+    if problem and os.environ.get("CI"):
+        pytest.fail(f"CI must run the Elasticsearch tests: {problem}")
+    if problem:
+        pytest.skip(problem)

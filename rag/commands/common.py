@@ -35,9 +35,16 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
         src.add_argument("--corpus", metavar="PATH", nargs="+", help="JSONL(.gz) files or folders of .txt/.md (default: the shipped demo corpus)")
     g.add_argument("--retriever", default="bm25", choices=("bm25", "faiss", "hybrid", "elasticsearch"), help="retriever kind (default: bm25)")
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
-    g.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL)")
+    add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
+
+
+def add_elasticsearch_args(g, mode_help: str) -> None:
+    """Where the Elasticsearch index is. Credentials come only from the environment (ARAG_ES_API_KEY, or
+    ARAG_ES_USER + ARAG_ES_PASSWORD), so they never show in `ps` or a shell history."""
+    g.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL); credentials: $ARAG_ES_API_KEY or $ARAG_ES_USER/$ARAG_ES_PASSWORD")
     g.add_argument("--es-index", default=None, help="Elasticsearch index name (or $ARAG_ES_INDEX)")
-    g.add_argument("--es-mode", default="bm25", choices=("bm25", "knn", "hybrid"), help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
+    g.add_argument("--es-mode", default="bm25", choices=("bm25", "knn", "hybrid"), help=mode_help)
+    g.add_argument("--es-ca-file", default=None, metavar="PEM", help="CA certificate(s) to trust for an https:// Elasticsearch URL (or $ARAG_ES_CA_FILE)")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

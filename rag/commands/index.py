@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from rag.commands.common import positive_int, show_progress
+from rag.commands.common import add_elasticsearch_args, positive_int, show_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--index-type", default="flat", choices=("flat", "hnsw"), help="FAISS index type (default: flat)")
     b.add_argument("--chunk-words", type=positive_int, default=None, help="split documents into windows of this many words")
     b.add_argument("--chunk-overlap", type=int, default=20, help="words shared by consecutive windows (default: 20)")
-    b.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL)")
-    b.add_argument("--es-index", default=None, help="Elasticsearch index name (or $ARAG_ES_INDEX)")
-    b.add_argument("--es-mode", default="bm25", choices=("bm25", "knn", "hybrid"), help="index MiniLM vectors too for knn/hybrid")
+    add_elasticsearch_args(b, mode_help="index MiniLM vectors too for knn/hybrid")
     b.set_defaults(func=run_build)
 
 
@@ -34,7 +32,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.retriever == "elasticsearch":
         from retrievers.elasticsearch import ElasticsearchRetriever
 
-        es = ElasticsearchRetriever.from_env(url=args.es_url, index=args.es_index, mode=args.es_mode)
+        es = ElasticsearchRetriever.from_env(url=args.es_url, index=args.es_index, mode=args.es_mode, ca_file=args.es_ca_file)
         es.index_documents(docs, progress=show_progress())
         print(f"indexed {len(docs)} documents into Elasticsearch index {es.index!r}")
         return 0
