@@ -38,7 +38,7 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
     add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
 
 
-def add_elasticsearch_args(g, mode_help: str) -> None:
+def add_elasticsearch_args(g: argparse._ActionsContainer, mode_help: str) -> None:
     """Where the Elasticsearch index is. Credentials come only from the environment (ARAG_ES_API_KEY, or
     ARAG_ES_USER + ARAG_ES_PASSWORD), so they never show in `ps` or a shell history."""
     g.add_argument("--es-url", default=None, help="Elasticsearch URL (or $ARAG_ES_URL); credentials: $ARAG_ES_API_KEY or $ARAG_ES_USER/$ARAG_ES_PASSWORD")
