@@ -123,10 +123,9 @@ def _reason(exc) -> str:
     if isinstance(err, dict):
         cause = (err.get("root_cause") or [err])[0]
         return f"{cause.get('type', 'error')}: {cause.get('reason', '')}".strip()
-    message = getattr(exc, "message", None)
-    if isinstance(message, str) and message not in ("", "None"):
-        return message
-    return "no details in the reply" if hasattr(exc, "meta") else _first_line(exc)  # e.g. a HEAD request's reply
+    if hasattr(exc, "meta") and not body:
+        return "no details in the reply"  # e.g. the reply to a HEAD request (the client's message would be "None")
+    return getattr(exc, "message", None) or _first_line(exc)
 
 
 def index_missing(conn: Connection, index: str) -> ElasticsearchIndexMissing:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from retrievers.base import RetrieverError
-from retrievers.es_node_security import NodeSecurity, NodeSecurityError, ssl_context
+from retrievers.es_node_security import CA_FILE, NodeSecurity, NodeSecurityError
 
 NODE_PROJECT = Path(__file__).resolve().parent / "elasticsearch_node"
 TARGET = NODE_PROJECT / "target"
@@ -172,7 +172,7 @@ class ElasticsearchNode:
     @property
     def ca_file(self) -> Path | None:
         """The CA that signed the node's HTTP certificate (a client's ``ca_certs``); None without TLS."""
-        return self.home / "config" / "ca.crt" if self.security and self.security.tls else None
+        return self.home / "config" / CA_FILE if self.security and self.security.tls else None
 
     @property
     def log_path(self) -> Path:
@@ -229,16 +229,13 @@ class ElasticsearchNode:
         nodes, n = 1, self.seed
         while n is not None:
             nodes, n = nodes + 1, n.seed
+        headers = {"Authorization": self.security.auth_header()} if self.security else None
+        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            if self.security is None:
-                ready = _health(self.url, nodes)
-            else:
-                ready = _health(self.url, nodes, headers={"Authorization": self.security.auth_header()},
-                                context=ssl_context(self.home / "config") if self.security.tls else None)
-            if ready is not None:
+            if _health(self.url, nodes, headers=headers, context=context) is not None:
                 return True
             time.sleep(0.5)
         return False

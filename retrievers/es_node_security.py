@@ -20,7 +20,6 @@ import base64
 import hashlib
 import os
 import shutil
-import ssl
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +100,3 @@ def make_certificates(config: Path) -> None:
     (config / "node.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("x509", "-req", "-in", "node.csr", "-CA", CA_FILE, "-CAkey", "ca.key", "-CAcreateserial", "-out", "node.crt",
         "-days", "2", "-extfile", "node.ext")
-
-
-def ssl_context(config: Path) -> ssl.SSLContext:
-    """A client context that trusts only the node's CA."""
-    return ssl.create_default_context(cafile=str(config / CA_FILE))

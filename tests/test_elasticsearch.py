@@ -7,7 +7,6 @@ Credentials and TLS are tested against a secured node in test_elasticsearch_secu
 """
 from __future__ import annotations
 
-import gzip
 import json
 
 import pytest
@@ -34,17 +33,12 @@ def es_node(es_tools):
 
 
 @pytest.fixture(scope="session")
-def nq_corpus(data_dir) -> tuple[list[Document], list[tuple[str, str, list[str]]]]:
-    """The NQ-open-oracle passages and 50 of its questions spread over the file: (question, gold id, answers)."""
-    folder = data_dir / "nq_open_oracle"
-    docs = load_documents(folder / "corpus.jsonl.gz")
-    by_content = {(d.title, d.text): d.id for d in docs}
-    questions = []
-    with gzip.open(folder / "nq-open-oracle.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            gold = next(c for c in rec["ctxs"] if c.get("isgold"))
-            questions.append((rec["question"], by_content[(gold["title"], gold["text"])], rec["answers"]))
+def nq_corpus(data_dir) -> tuple[list[Document], list[tuple[str, str]]]:
+    """The NQ-open-oracle passages and 50 of its questions spread over the file: (question, gold id)."""
+    from benchmarks.retrieval_recall import load_questions
+
+    docs = load_documents(data_dir / "nq_open_oracle" / "corpus.jsonl.gz")
+    questions = load_questions(data_dir / "nq_open_oracle", docs)
     step = len(questions) // N_QUESTIONS
     return docs, questions[::step][:N_QUESTIONS]
 
@@ -61,7 +55,7 @@ def test_bm25_agrees_with_in_process_bm25(nq_index, nq_corpus):
     docs, questions = nq_corpus
     bm25 = build_retriever("bm25", docs)
     overlaps, es_hits, bm_hits = [], 0, 0
-    for question, gold, _ in questions:
+    for question, gold in questions:
         es_top = [p.id for p in nq_index.retrieve(question, 10)]
         bm_top = [p.id for p in bm25.retrieve(question, 10)]
         assert len(es_top) == 10
@@ -151,7 +145,7 @@ def test_two_node_cluster_survives_a_node_stopping(es_tools, nq_corpus, tmp_path
         es.index_documents(docs[:500], progress=False)
         health = es.client.cluster.health(index="replicated", wait_for_status="green", timeout="60s")
         assert health["number_of_nodes"] == 2 and health["active_shards"] == 4
-        queries = [q for q, _, _ in questions[:10]] + [docs[i].title for i in range(0, 500, 50)]
+        queries = [q for q, _ in questions[:10]] + [docs[i].title for i in range(0, 500, 50)]
         before = [[p.id for p in es.retrieve(q, 5)] for q in queries]
         second.stop()
         health = es.client.cluster.health(index="replicated", wait_for_nodes="1", wait_for_status="yellow", timeout="60s")

@@ -142,7 +142,7 @@ def test_untrusted_certificate_and_missing_ca_file(secure_node, small_corpus, en
     assert main(args) == 2  # the node's CA is not in the system trust store
     assert "TLS failure talking to Elasticsearch" in _one_line_error(capsys)
     assert main([*args, "--es-ca-file", str(tmp_path / "missing.pem")]) == 2
-    assert "CA file" in _one_line_error(capsys)
+    assert f"CA file {tmp_path / 'missing.pem'} not found" in _one_line_error(capsys)
     assert main([*args[:-4], "--es-url", secure_node.url.replace("https:", "http:"), "--es-index", "never-written"]) == 2
     assert "cannot reach Elasticsearch" in _one_line_error(capsys)  # plain HTTP to the TLS port
     assert not _admin(secure_node).indices.exists(index="never-written")
