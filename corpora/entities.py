@@ -12,6 +12,8 @@ import threading
 from functools import lru_cache
 from typing import Any
 
+from corpora.errors import CorpusError
+
 # Ordinals and bare cardinals ("first", "two") are everywhere in any corpus: they would make every
 # question look common and every answer look attested.
 SKIPPED_LABELS = frozenset({"ORDINAL", "CARDINAL"})
@@ -22,8 +24,8 @@ _lock = threading.Lock()
 _nlp: Any = None
 
 
-class EntityModelError(ValueError):
-    """The spaCy model package is not installed."""
+class EntityModelError(CorpusError):
+    """The spaCy model package is not installed (a user fixes it with the install hint)."""
 
 
 def load_nlp():

@@ -27,9 +27,8 @@ HELP = """commands:
 class ChatSession:
     """A conversation: (role, content) turns plus the last answer, over one pipeline."""
 
-    def __init__(self, pipeline: Pipeline, trigger_options: dict | None = None) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        self.trigger_options = trigger_options or {}
         self.messages: list[tuple[str, str]] = []
         self.last: Answer | None = None
 
@@ -46,10 +45,7 @@ class ChatSession:
         self.last = None
 
     def set_trigger(self, name: str) -> str:
-        from rag.registry import build_trigger
-
-        options = {k: v for k, v in self.trigger_options.items() if k != "threshold"}  # a threshold is per trigger
-        self.pipeline.trigger = build_trigger(name, lm=self.pipeline.lm, **options)
+        self.pipeline.trigger = self.pipeline.make_trigger(name)
         return getattr(self.pipeline.trigger, "name", name)
 
 
@@ -57,10 +53,9 @@ def retrieval_line(answer: Answer) -> str:
     """One line: did retrieval fire, with which scores, and which sources."""
     scores = [s.signal.score for s in answer.steps if s.signal is not None]
     shown = ", ".join(f"{x:.3g}" if math.isfinite(x) else str(x) for x in scores) or "-"
-    fired = any(s.fired for s in answer.steps) or bool(answer.pre_check and answer.pre_check.fired)
     if answer.retrieved:
         what = f"fired ({answer.trigger} score {shown})"
-    elif fired:
+    elif answer.fired:
         what = f"fired, nothing retrieved ({answer.trigger} score {shown})"
     else:
         what = f"not needed ({answer.trigger} score {shown})"

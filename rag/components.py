@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from corpora.documents import Document, fingerprint, load_documents
-from rag.hf_model import cache_dir
+from corpora.cache import cache_dir
 from retrievers.base import Retriever, RetrieverError
 
 RETRIEVER_KINDS = ("bm25", "faiss", "hybrid", "elasticsearch")

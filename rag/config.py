@@ -44,10 +44,6 @@ def load_config(explicit: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid config ({exc})") from None
 
 
-def trigger_settings(config: dict[str, Any], trigger: str) -> dict[str, Any]:
-    return dict(config.get("triggers", {}).get(trigger, {}))
-
-
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

@@ -16,17 +16,13 @@ from typing import Callable, Sequence
 
 import torch
 
+from corpora.cache import cache_dir
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
 
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
         os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
-def cache_dir() -> Path:
-    """Where converted models live (``ARAG_CACHE_DIR``, default ``~/.cache/adaptive-rag``)."""
-    return Path(os.environ.get("ARAG_CACHE_DIR", Path.home() / ".cache" / "adaptive-rag"))
 
 
 def _gguf_cache_path(gguf: Path) -> Path:

@@ -138,6 +138,9 @@ class AdaptiveRAG:
             if decode is not None and (self.retriever is None or retrievals >= cfg.max_retrievals):
                 final_stream = StepStream(decode, cfg.stops, out.feed)
             draft, prompt = self._draft(question, context, accepted, history, final_stream)
+            if index > 0 and draft.finished and not draft.text.strip():
+                stop_reason = "end of answer"  # the model ended the answer: nothing left to check or retrieve for
+                break
             signal: Signal = self.trigger.score(self._state(question, accepted, draft, index, prompt))
             trace = StepTrace(index=index, draft=step_text(draft), signal=signal, fired=signal.fired,
                               draft_tokens=_token_table(draft))

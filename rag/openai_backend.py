@@ -22,6 +22,8 @@ import httpx
 
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
 
+OWNER = "adaptive-rag"  # `owned_by` in an arag server's /v1/models: how this backend recognises one
+
 
 def topk_entropy(top: dict[str, float], chosen: float | None = None) -> float:
     """Lower bound on the entropy (nats) of a distribution known only by its top-k log-probs."""
@@ -92,7 +94,7 @@ class OpenAICompatibleModel:
                 data = self._request("GET", "/models").get("data") or []
             except ModelError:
                 data = []
-            self._is_arag = any(isinstance(m, dict) and m.get("owned_by") == "adaptive-rag" for m in data)
+            self._is_arag = any(isinstance(m, dict) and m.get("owned_by") == OWNER for m in data)
         return self._is_arag
 
     # -- LanguageModel ---------------------------------------------------------------------
@@ -139,12 +141,16 @@ class OpenAICompatibleModel:
             warnings.warn(f"{self.base_url} returned no token log-probs: token-confidence triggers will see none",
                           stacklevel=3)
             self._warned = True
-        tokens = [c["token"] for c in content]
-        lps = [float(c["logprob"]) for c in content]
-        tops = [{t["token"]: float(t["logprob"]) for t in (c.get("top_logprobs") or [])} for c in content]
+        try:
+            tokens = [str(c["token"]) for c in content]
+            ids = [int(c.get("id", -1)) for c in content]
+            lps = [float(c["logprob"]) for c in content]
+            tops = [{t["token"]: float(t["logprob"]) for t in (c.get("top_logprobs") or [])} for c in content]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{self.base_url}: malformed logprobs in the reply ({type(exc).__name__}: {exc})") from None
         finish = choice.get("finish_reason")
         stop_hit = _stop_hit(choice, text, tokens, stop)
-        return Generation(text=text, token_ids=[int(c.get("id", -1)) for c in content], tokens=tokens, logprobs=lps,
+        return Generation(text=text, token_ids=ids, tokens=tokens, logprobs=lps,
                           entropies=[topk_entropy(t, lp) for t, lp in zip(tops, lps)],
                           finished=finish == "stop" and stop_hit is None, prompt_tokens=prompt_tokens,
                           approximate_entropy=True, stop=stop_hit, top_logprobs=tops)

@@ -3,7 +3,8 @@ server and user code construct."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from rag.hf_model import HFLanguageModel
 from rag.lm import LanguageModel
@@ -28,6 +29,8 @@ class Pipeline:
     retriever: Retriever | None
     trigger: Trigger
     config: LoopConfig
+    trigger_options: dict[str, Any] = field(default_factory=dict)  # CLI/config settings, for triggers chosen later
+
 
     @property
     def loop(self) -> AdaptiveRAG:
@@ -35,6 +38,14 @@ class Pipeline:
 
     def ask(self, question: str) -> Answer:
         return self.loop.answer(question)
+
+    def make_trigger(self, name: str) -> Trigger:
+        """Another trigger by name (chat's /trigger, a server request's ``arag.trigger``) with this
+        pipeline's settings (corpus index, judge, samples...), less the threshold, which is per trigger."""
+        from rag.registry import build_trigger
+
+        options = {k: v for k, v in self.trigger_options.items() if k != "threshold"}
+        return build_trigger(name, lm=self.lm, **options)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, lm: LanguageModel | None = None) -> "Pipeline":
@@ -52,4 +63,4 @@ class Pipeline:
                                    es_mode=getattr(args, "es_mode", "bm25"), es_ca_file=getattr(args, "es_ca_file", None))
         lm = lm or load_language_model(args.model)
         trigger = build_trigger(args.trigger, lm=lm, **options)
-        return cls(lm=lm, retriever=retriever, trigger=trigger, config=config)
+        return cls(lm=lm, retriever=retriever, trigger=trigger, config=config, trigger_options=options)

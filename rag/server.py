@@ -35,11 +35,11 @@ from rag.conversation import ROLES, conversation_turn
 from rag.errors import USER_ERRORS
 from rag.lm import Generation, Prompt
 from rag.loop import AdaptiveRAG
+from rag.openai_backend import OWNER
 from rag.pipeline import Pipeline
 from rag.streaming import StepStream, accepts, token_decoder
-from rag.trace import Answer
+from rag.trace import Answer, json_text
 
-OWNER = "adaptive-rag"  # `owned_by` in /v1/models: how our own backend recognises an arag server
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 
 
@@ -226,22 +226,8 @@ def answer_trace(answer: Answer) -> dict[str, Any]:
     if answer.pre_check is not None:
         scores.append(answer.pre_check.score)
     finite = [x for x in scores if math.isfinite(x)]
-    fired = any(s.fired for s in answer.steps) or bool(answer.pre_check and answer.pre_check.fired)
-    return {"mode": "adaptive", "fired": fired, "score": max(finite) if finite else (math.inf if scores else None),
+    return {"mode": "adaptive", "fired": answer.fired, "score": max(finite) if finite else (math.inf if scores else None),
             **d, "score_is_max_over_steps": True}
-
-
-def _json(obj: Any) -> str:
-    """JSON with non-finite floats as strings, since JSON has no infinity."""
-    def fix(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return str(x)
-        if isinstance(x, dict):
-            return {k: fix(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [fix(v) for v in x]
-        return x
-    return json.dumps(fix(obj), ensure_ascii=False)
 
 
 # -- the service (model work, off the event loop) ------------------------------------------------
@@ -262,9 +248,7 @@ class ChatService:
         if name is None:
             return self.pipeline.trigger
         if name not in self._triggers:
-            from rag.registry import build_trigger
-
-            self._triggers[name] = build_trigger(name, lm=self.pipeline.lm)
+            self._triggers[name] = self.pipeline.make_trigger(name)
         return self._triggers[name]
 
     def run_adaptive(self, req: ChatRequest, on_text: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -368,7 +352,7 @@ def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | 
             raise APIError(404, f"the model {name!r} does not exist; this server serves "
                                 f"{', '.join(service.model_ids())}", "model", "model_not_found")
 
-    async def read_json(request: Request) -> Any:
+    async def readjson_text(request: Request) -> Any:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
             raise APIError(413, f"request body too large: {declared} > {limits.max_body_bytes} bytes",
@@ -398,7 +382,7 @@ def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         check_key(request)
-        req = parse_request(await read_json(request), limits)
+        req = parse_request(await readjson_text(request), limits)
         check_model(req.model)
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": req.model}
         if req.stream:
@@ -406,7 +390,7 @@ def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | 
                                      headers={"Cache-Control": "no-cache"})
         result = await asyncio.wrap_future(service.executor.submit(service.run, req))
         usage = result["usage"]
-        return Response(_json({
+        return Response(json_text({
             **meta, "object": "chat.completion", "system_fingerprint": OWNER,
             "choices": [{"index": c["index"], "message": {"role": "assistant", "content": c["text"]},
                          "logprobs": c["logprobs"], "finish_reason": c["finish_reason"],
@@ -444,7 +428,7 @@ async def _stream(service: ChatService, req: ChatRequest, meta: dict[str, Any]):
             loop.call_soon_threadsafe(queue.put_nowait, ("error", err.body()))
 
     def chunk(choices: list[dict], **extra) -> str:
-        return "data: " + _json({**meta, "object": "chat.completion.chunk", "system_fingerprint": OWNER,
+        return "data: " + json_text({**meta, "object": "chat.completion.chunk", "system_fingerprint": OWNER,
                                  "choices": choices, **extra}) + "\n\n"
 
     service.executor.submit(work)
@@ -456,7 +440,7 @@ async def _stream(service: ChatService, req: ChatRequest, meta: dict[str, Any]):
             if item[0] == "piece":
                 yield chunk([{"index": item[1], "delta": {"content": item[2]}, "logprobs": None, "finish_reason": None}])
             elif item[0] == "error":
-                yield "data: " + _json(item[1]) + "\n\n"
+                yield "data: " + json_text(item[1]) + "\n\n"
                 break
             else:
                 result = item[1]

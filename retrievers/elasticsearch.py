@@ -23,10 +23,12 @@ from tqdm.auto import tqdm
 
 from corpora.documents import Document
 from retrievers.base import Passage, check_k
+from retrievers.bm25 import DEFAULT_B, DEFAULT_K1
 from retrievers.embeddings import DEFAULT_EMBEDDING_MODEL
 from retrievers.es_connection import (
     DEFAULT_INDEX, Connection, ElasticsearchError, check_index_name, index_missing, translate,
 )
+from retrievers.hybrid import DEFAULT_POOL, DEFAULT_RRF_K  # the in-process hybrid's, measured there
 from retrievers.inputs import check_documents, check_query, indexed_text, progress_enabled
 
 MODES = ("bm25", "knn", "hybrid")
@@ -36,8 +38,6 @@ QUERY_TYPES = ("combined_fields", "cross_fields", "most_fields", "best_fields") 
 # ^3 0.846, .820/.950/.970; multi_match cross_fields ^1.5 0.873, .797/.943/.970; most_fields ^1.5 0.469, .747/.917/.940;
 # in-process BM25 .770/.933/.960. ^2 keeps the title clearly boosted at no recall cost.
 DEFAULT_TITLE_BOOST = 2.0
-DEFAULT_RRF_K = 60
-DEFAULT_POOL = 10  # same pool as retrievers.hybrid, measured there
 BULK_CHUNK = 500
 _MAX_ID_BYTES = 512  # Elasticsearch's limit on _id
 
@@ -182,9 +182,9 @@ class ElasticsearchRetriever:
         return {"dynamic": "strict", "_meta": meta, "properties": props}
 
     def _settings(self) -> dict:
-        # k1 and b spelled out: Elasticsearch's defaults, and the in-process BM25's (comparable by construction).
+        # k1 and b spelled out: the in-process BM25's (also Elasticsearch's defaults), comparable by construction.
         return {"number_of_shards": self.shards, "number_of_replicas": self.replicas,
-                "similarity": {"default": {"type": "BM25", "k1": 1.2, "b": 0.75}}}
+                "similarity": {"default": {"type": "BM25", "k1": DEFAULT_K1, "b": DEFAULT_B}}}
 
     # ---- indexing -------------------------------------------------------------------------------
 
@@ -202,9 +202,9 @@ class ElasticsearchRetriever:
                 raise ElasticsearchError(f"document id {d.id[:40]!r}... is longer than Elasticsearch's {_MAX_ID_BYTES}-byte limit")
         self.server_version()
         existing = self.exists()
-        with_vectors = self.has_vectors() if existing else self.mode != "bm25"
-        if existing and self.mode != "bm25" and not with_vectors:
-            raise ElasticsearchError(f"index {self.index!r} has no embeddings for {self.mode} retrieval: index into a new --es-index")
+        with_vectors = self.mode != "bm25" or (existing and self.has_vectors())
+        if existing and with_vectors:
+            self._check_vectors()  # vectors there, and of this retriever's embedding model
         encoder = None
         if with_vectors:
             from retrievers.embeddings import load_encoder
@@ -286,6 +286,7 @@ class ElasticsearchRetriever:
 
     def _hybrid(self, query: str, knn: dict, k: int) -> list[Passage]:
         import elasticsearch
+        from elastic_transport import TransportError
 
         depth = max(k, self.pool)
         if self._server_rrf is not False:
@@ -299,7 +300,7 @@ class ElasticsearchRetriever:
                 if self._server_rrf or "rrf" not in str(exc).lower():
                     raise translate(exc, self.conn, self.index, "hybrid search") from None
                 self._server_rrf = False
-            except Exception as exc:  # noqa: BLE001 - connection problems get the same one-line translation
+            except (elasticsearch.ApiError, TransportError) as exc:  # what _call translates; bugs keep their traceback
                 raise translate(exc, self.conn, self.index, "hybrid search") from None
             else:
                 self._server_rrf = True

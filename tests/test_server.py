@@ -229,3 +229,51 @@ def test_arag_serve_command(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_backend_reports_a_malformed_logprobs_reply_in_one_line():
+    """A server whose logprobs entries lack their fields: a ModelError naming the server, not a KeyError."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rag.lm import ModelError
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # /v1/models: not an arag server
+            self._reply({"object": "list", "data": []})
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._reply({"choices": [{"index": 0, "message": {"content": "Paris"}, "finish_reason": "stop",
+                                      "logprobs": {"content": [{"bytes": [80]}]}}], "usage": {}})
+
+        def _reply(self, obj):
+            body = json.dumps(obj).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_port}/v1"
+        with pytest.raises(ModelError, match=f"{url}: malformed logprobs in the reply"):
+            OpenAICompatibleModel(url, "m").generate(["capital of France?"])
+    finally:
+        httpd.shutdown()
+
+
+def test_json_text_writes_infinite_scores_as_strings():
+    """An empty draft's token-confidence score is inf; `arag ask --json` and the server must still emit valid JSON."""
+    import math
+
+    from rag.trace import json_text
+
+    text = json_text({"score": math.inf, "steps": [{"score": -math.inf}, (1.5, float("nan"))]})
+    assert json.loads(text) == {"score": "inf", "steps": [{"score": "-inf"}, [1.5, "nan"]]}
+    assert "Infinity" not in text

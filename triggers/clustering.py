@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from triggers.base import TriggerConfigError
-from triggers.equivalence import EquivalenceJudge, Implication
+from triggers.equivalence import EntailmentJudge, EquivalenceJudge, Implication
 
 VARIANTS = ("strict", "non-contradiction")
 
@@ -58,9 +58,8 @@ class PairJudgments:
         return self._verdicts[key]
 
     def _judge(self, a: str, b: str) -> bool:
-        implications = getattr(self.judge, "implications", None)
-        if implications is not None:
-            return bidirectional(*implications(self.question, a, b), self.variant)
+        if isinstance(self.judge, EntailmentJudge):
+            return bidirectional(*self.judge.implications(self.question, a, b), self.variant)
         return bool(self.judge.equivalent(self.question, a, b))
 
 

@@ -16,7 +16,6 @@ from enum import IntEnum
 from typing import Protocol, runtime_checkable
 
 from triggers.base import TriggerConfigError
-from triggers.protocols import Sampler
 
 
 class Implication(IntEnum):
@@ -77,9 +76,9 @@ DEFAULT_JUDGE = "lexical+embedding"
 COMBINED_COSINE = 0.9  # the embedding member of lexical+embedding: lexical already catches near matches
 
 
-def make_judge(spec: str | EquivalenceJudge, sampler: Sampler | None = None) -> EquivalenceJudge:
-    """Build a judge from its spec. ``sampler`` is the LM for ``lm``; without one, the trigger
-    hands the step's own model to the judge on first use."""
+def make_judge(spec: str | EquivalenceJudge) -> EquivalenceJudge:
+    """Build a judge from its spec. An ``lm`` judge is built without a model: the semantic-entropy
+    trigger hands it the step's own model when it scores."""
     if not isinstance(spec, str):
         return spec
     spec = spec.strip()
@@ -90,11 +89,11 @@ def make_judge(spec: str | EquivalenceJudge, sampler: Sampler | None = None) -> 
     parts = [p.strip() for p in spec.split("+") if p.strip()]
     if not parts:
         raise TriggerConfigError(f"empty judge spec; choose from {', '.join(JUDGE_NAMES)}")
-    judges = [_one(p, sampler, combined=len(parts) > 1) for p in parts]
+    judges = [_one(p, combined=len(parts) > 1) for p in parts]
     return judges[0] if len(judges) == 1 else EitherJudge(tuple(judges))
 
 
-def _one(name: str, sampler: Sampler | None, combined: bool) -> EquivalenceJudge:
+def _one(name: str, combined: bool) -> EquivalenceJudge:
     if name == "lexical":
         from triggers.judges.lexical import LexicalJudge
 
@@ -106,5 +105,5 @@ def _one(name: str, sampler: Sampler | None, combined: bool) -> EquivalenceJudge
     if name == "lm":
         from triggers.judges.lm import LMJudge
 
-        return LMJudge(sampler)
+        return LMJudge()
     raise TriggerConfigError(f"unknown judge {name!r}; choose from {', '.join(JUDGE_NAMES)}")

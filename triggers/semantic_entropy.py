@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
-from triggers.clustering import Clustering, PairJudgments, assign, check_variant, get_semantic_ids
+from triggers.clustering import Clustering, PairJudgments, check_variant, get_semantic_ids
 from triggers.equivalence import DEFAULT_JUDGE, EquivalenceJudge, make_judge
 
 ESTIMATORS = ("weighted", "discrete")
@@ -126,20 +126,17 @@ class SemanticEntropy:
             "threshold": self.threshold, "sample_calls": state.sample_calls,
         }
         if not kept:  # every sample ended the step at once: the model agrees there is nothing to add
-            return Signal(score=0.0, fired=False, details={**details, "clusters": [], "judge_calls": 0})
+            nothing = {"semantic_entropy": 0.0, "discrete_semantic_entropy": 0.0, "naive_entropy": 0.0}
+            return Signal(score=0.0, fired=False, details={**details, **nothing, "clusters": [], "judge_calls": 0})
         texts, log_liks = [t for t, _ in kept], [ll for _, ll in kept]
         judgments = PairJudgments(self.judge, state.question, self.variant)
         clustering = get_semantic_ids(texts, judgments)
         entropies = semantic_entropies(clustering.semantic_ids, log_liks)
         cluster_log_probs = entropies.pop("cluster_log_probs")
-        draft_cluster = None
-        if state.draft is not None and state.draft.text.strip():
-            draft_cluster = assign(state.draft.text.strip(), clustering.representatives, judgments)
         score = entropies["semantic_entropy" if self.estimator == "weighted" else "discrete_semantic_entropy"]
         details.update(entropies)
         details.update({
             "clusters": _describe(clustering, texts, cluster_log_probs),
-            "draft_cluster": draft_cluster,
             "judge_calls": judgments.calls,
         })
         return Signal(score=score, fired=score > self.threshold, details=details)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rag.commands.common import add_pipeline_args
 
@@ -19,13 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rag.errors import UsageError
     from rag.pipeline import Pipeline
+    from rag.trace import json_text
 
     if not args.question.strip():
         raise UsageError("question is empty")
     pipe = Pipeline.from_args(args)
     answer = pipe.ask(args.question)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        print(json_text(answer.to_dict()))
     else:
         print_answer(answer)
     return 0

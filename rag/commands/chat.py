@@ -18,8 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rag.chat import ChatSession, run_chat
-    from rag.commands.common import trigger_options
     from rag.pipeline import Pipeline
 
     pipe = Pipeline.from_args(args)
-    return run_chat(ChatSession(pipe, trigger_options(args)))
+    return run_chat(ChatSession(pipe))
