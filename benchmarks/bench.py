@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.datasets import QAExample, corpus_paths, load_dataset
+from benchmarks.policies import FIXED_POLICIES
 from benchmarks.report import write_report
-from benchmarks.runner import (FIXED_POLICIES, MANIFEST, BenchConfig, BenchError, QuestionRunner, _write_json_atomic,
-                               prepare_run_dir, read_results, run_questions, writer_lock)
+from benchmarks.runner import (MANIFEST, BenchConfig, BenchError, QuestionRunner, prepare_run_dir, read_results,
+                               run_questions, writer_lock)
+from corpora.atomic import write_json_atomic
 from triggers.base import Trigger
 
 
@@ -76,11 +78,11 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path, examples: l
         runner = QuestionRunner(lm, retriever, triggers, config.loop_config())
         run.update(command=command, setup_seconds=time.perf_counter() - t0, thresholds=thresholds_of(triggers),
                    data_dir=str(data_dir), model_name=getattr(lm, "name", config.model))
-        _write_json_atomic(manifest_path, run)
+        write_json_atomic(manifest_path, run)
         run_questions(runner, examples, out_dir, done, progress=progress)
     elif command and not run.get("command"):
         run["command"] = command
-        _write_json_atomic(manifest_path, run)
+        write_json_atomic(manifest_path, run)
 
 
 def _report(records: list[dict], examples: list[QAExample], config: BenchConfig, out_dir: Path, metric: str) -> dict[str, Any]:

@@ -13,7 +13,9 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
+
+from corpora.documents import Document
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_CHOICES = ("own", "union")
@@ -62,31 +64,62 @@ def data_dir_or_exit(explicit: str | os.PathLike | None = None) -> Path:
 
 
 # -- file readers ---------------------------------------------------------------------------------
-def _jsonl(path: Path) -> Iterator[dict]:
+class _Record(dict):
+    """One JSON object (or CSV row) of a data file; ``where`` is its "path:line". Loaders index
+    fields directly, so a field a hand-edited or truncated file lacks is a one-line DatasetError
+    naming the file and line rather than a bare KeyError."""
+
+    def __init__(self, fields: dict, where: str) -> None:
+        super().__init__(fields)
+        self.where = where
+
+    def __missing__(self, key: str) -> Any:
+        raise DatasetError(f"{self.where}: missing field {key!r}")
+
+
+def _jsonl(path: Path) -> Iterator[_Record]:
     if not path.exists():
         raise DatasetError(f"{path}: file not found (is the data folder complete?)")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
+                where = f"{path}:{lineno}"
                 try:
-                    yield json.loads(line)
+                    # every object, nested ones too, so r["ctxs"][0]["title"] names the line as well
+                    rec = json.loads(line, object_hook=lambda d: _Record(d, where))
                 except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+                    raise DatasetError(f"{where}: malformed JSON ({exc.msg})") from None
+                if not isinstance(rec, _Record):
+                    raise DatasetError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+                yield rec
 
 
-def _csv(path: Path) -> list[dict]:
+def _csv(path: Path) -> Iterator[_Record]:
     if not path.exists():
         raise DatasetError(f"{path}: file not found (is the data folder complete?)")
     with path.open(encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        for row in reader:
+            yield _Record(row, f"{path}:{reader.line_num}")
 
 
-def _answers(values: Any, where: str) -> tuple[str, ...]:
+def _answers(values: Any, rec: _Record) -> tuple[str, ...]:
+    """The non-blank answers among ``values`` (a list read from ``rec``)."""
+    if not isinstance(values, (list, tuple)):
+        raise DatasetError(f"{rec.where}: expected a list of answers, got {type(values).__name__}")
     out = tuple(str(v) for v in values if str(v).strip())
     if not out:
-        raise DatasetError(f"{where}: question has no answer")
+        raise DatasetError(f"{rec.where}: question has no answer")
     return out
+
+
+def _gold_passage(rec: _Record) -> dict[str, str]:
+    """NQ-open-oracle's passage as metadata: ``ctxs`` holds exactly the gold one (see its PROVENANCE.md)."""
+    if not isinstance(rec["ctxs"], list) or not rec["ctxs"]:
+        raise DatasetError(f"{rec.where}: field 'ctxs' holds no gold passage")
+    gold = rec["ctxs"][0]
+    return {"gold_title": gold["title"], "gold_text": gold["text"]}
 
 
 # -- loaders: (data_dir, split) -> examples ------------------------------------------------------
@@ -96,30 +129,29 @@ NQ_OPEN_SPLITS = {"dev": "NQ-open.dev.jsonl", "efficientqa-dev": "NQ-open.effici
 
 def _nq_open(d: Path, split: str) -> list[QAExample]:
     path = d / "nq_open" / NQ_OPEN_SPLITS[split]
-    return [QAExample(f"nq_open:{split}:{i}", r["question"], _answers(r["answer"], f"{path}:{i + 1}"))
+    return [QAExample(f"nq_open:{split}:{i}", r["question"], _answers(r["answer"], r))
             for i, r in enumerate(_jsonl(path))]
 
 
 def _nq_open_oracle(d: Path, split: str) -> list[QAExample]:
     path = d / "nq_open_oracle" / "nq-open-oracle.jsonl.gz"
-    return [QAExample(f"nqo:{i}", r["question"], _answers(r["answers"], f"{path}:{i + 1}"),
-                      {"gold_title": r["ctxs"][0]["title"], "gold_text": r["ctxs"][0]["text"]})
+    return [QAExample(f"nqo:{i}", r["question"], _answers(r["answers"], r), _gold_passage(r))
             for i, r in enumerate(_jsonl(path))]
 
 
 def _hotpotqa(d: Path, split: str) -> list[QAExample]:
     path = d / "hotpotqa_dev_distractor_500" / "dev_subsampled.jsonl.gz"
     return [QAExample(r["question_id"], r["question_text"],
-                      _answers([s for a in r["answers_objects"] for s in a["spans"]], f"{path}:{i + 1}"),
+                      _answers([s for a in r["answers_objects"] for s in a["spans"]], r),
                       {"supporting_titles": [c["title"] for c in r["contexts"] if c.get("is_supporting")]})
-            for i, r in enumerate(_jsonl(path))]
+            for r in _jsonl(path)]
 
 
 def _musique(d: Path, split: str) -> list[QAExample]:
     path = d / "musique_ans_dev_200" / "musique_dev_200.jsonl.gz"
-    return [QAExample(r["id"], r["question"], _answers([r["answer"], *r.get("answer_aliases", [])], f"{path}:{i + 1}"),
+    return [QAExample(r["id"], r["question"], _answers([r["answer"], *r.get("answer_aliases", [])], r),
                       {"hops": len(r.get("question_decomposition", []))})
-            for i, r in enumerate(_jsonl(path))]
+            for r in _jsonl(path)]
 
 
 def _popqa(d: Path, split: str) -> list[QAExample]:
@@ -127,21 +159,21 @@ def _popqa(d: Path, split: str) -> list[QAExample]:
     LongTailQA rewrite is kept in the metadata."""
     path = d / "popqa_longtail" / "popqa_longtail.jsonl"
     return [QAExample(f"popqa:{r['id']}", r.get("question_popqa_original") or r["question"],
-                      _answers(r["possible_answers"], f"{path}:{i + 1}"),
+                      _answers(r["possible_answers"], r),
                       {"s_pop": r.get("s_pop"), "prop": r.get("prop"), "question_disambiguated": r["question"]})
-            for i, r in enumerate(_jsonl(path))]
+            for r in _jsonl(path)]
 
 
 def _entity_questions(d: Path, split: str) -> list[QAExample]:
     path = d / "entity_questions" / f"{split}.jsonl.gz"
-    return [QAExample(f"eq:{split}:{i}", r["question"], _answers(r["answers"], f"{path}:{i + 1}"),
+    return [QAExample(f"eq:{split}:{i}", r["question"], _answers(r["answers"], r),
                       {"relation": r["relation"]})
             for i, r in enumerate(_jsonl(path))]
 
 
 def _triviaqa(d: Path, split: str) -> list[QAExample]:
     path = d / "triviaqa_sample_200" / "triviaqa_200.jsonl"
-    return [QAExample(f"tqa:{i}", r["question"], _answers(r["answers"], f"{path}:{i + 1}"))
+    return [QAExample(f"tqa:{i}", r["question"], _answers(r["answers"], r))
             for i, r in enumerate(_jsonl(path))]
 
 
@@ -151,7 +183,7 @@ def _truthfulqa(d: Path, split: str) -> list[QAExample]:
     out = []
     for i, r in enumerate(_csv(path)):
         refs = [a.strip() for a in r["Correct Answers"].split(";")] + [r["Best Answer"]]
-        out.append(QAExample(f"tqa-truthful:{i}", r["Question"], _answers(dict.fromkeys(refs), f"{path}:{i + 2}"),
+        out.append(QAExample(f"tqa-truthful:{i}", r["Question"], _answers(list(dict.fromkeys(refs)), r),
                              {"category": r["Category"], "type": r["Type"],
                               "incorrect_answers": [a.strip() for a in r["Incorrect Answers"].split(";") if a.strip()]}))
     return out
@@ -159,8 +191,8 @@ def _truthfulqa(d: Path, split: str) -> list[QAExample]:
 
 def _flashrag_toy(d: Path, split: str) -> list[QAExample]:
     path = d / "flashrag_toy" / "nq_test.jsonl"
-    return [QAExample(r["id"], r["question"], _answers(r["golden_answers"], f"{path}:{i + 1}"))
-            for i, r in enumerate(_jsonl(path))]
+    return [QAExample(r["id"], r["question"], _answers(r["golden_answers"], r))
+            for r in _jsonl(path)]
 
 
 @dataclass(frozen=True)
@@ -226,6 +258,21 @@ def corpus_paths(name: str, data_dir: Path, choice: str = "own") -> list[Path]:
     if missing:
         raise DatasetError(f"corpus file not found: {', '.join(missing)}")
     return paths
+
+
+def nq_oracle_gold(data_dir: Path, docs: Sequence[Document]) -> list[tuple[str, str]]:
+    """(question, id of its gold passage in ``docs``) for every NQ-open-oracle question, in file order.
+
+    The gold passage is found by exact (title, text): recall benchmarks score a retriever by whether
+    that id is in its top k."""
+    by_content = {(d.title, d.text): d.id for d in docs}
+    out = []
+    for ex in load_dataset("nq_open_oracle", data_dir, shuffle_seed=None):
+        gold = by_content.get((ex.metadata["gold_title"], ex.metadata["gold_text"]))
+        if gold is None:
+            raise DatasetError(f"the gold passage of NQ-open-oracle question {ex.id} ({ex.question!r}) is not in the corpus")
+        out.append((ex.question, gold))
+    return out
 
 
 def default_corpus_choice(name: str) -> str:

@@ -21,8 +21,6 @@ Data: ``$ARAG_DATA_DIR`` or ``../shared/data`` beside the repository.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import random
 import sys
@@ -39,7 +37,7 @@ from triggers.clustering import PairJudgments, get_semantic_ids  # noqa: E402
 from triggers.equivalence import EitherJudge, EquivalenceJudge  # noqa: E402
 from triggers.judges.embedding import EmbeddingJudge  # noqa: E402
 from triggers.judges.lexical import LexicalJudge, normalize_answer  # noqa: E402
-from benchmarks.datasets import data_dir_or_exit  # noqa: E402
+from benchmarks.datasets import DatasetError, data_dir_or_exit, load_dataset  # noqa: E402
 
 MAX_ALIASES = 6  # per question, so a 14-alias TriviaQA entry does not dominate
 
@@ -72,13 +70,18 @@ def _distinct(answers: Sequence[str]) -> tuple[str, ...]:
 
 
 def load_items(root: Path) -> list[Item]:
-    items: list[Item] = []
-    with open(root / "triviaqa_sample_200" / "triviaqa_200.jsonl", encoding="utf-8") as fh:
-        items += [Item(r["question"], _distinct(r["answers"]), "triviaqa") for r in map(json.loads, fh)]
-    with open(root / "popqa_longtail" / "popqa_longtail.jsonl", encoding="utf-8") as fh:
-        items += [Item(r["question"], _distinct(r["possible_answers"]), "popqa", r["prop"]) for r in map(json.loads, fh)]
-    with gzip.open(root / "musique_ans_dev_200" / "musique_dev_200.jsonl.gz", "rt", encoding="utf-8") as fh:
-        items += [Item(r["question"], _distinct([r["answer"], *r["answer_aliases"]]), "musique") for r in map(json.loads, fh)]
+    """Every question of the three sets with aliases, in file order. PopQA's question is the
+    disambiguated LongTailQA rewrite (what these pairs were built from) and its relation the type."""
+    def load(name: str):
+        try:
+            return load_dataset(name, root, shuffle_seed=None)
+        except DatasetError as exc:
+            sys.exit(f"error: {exc}")
+
+    items = [Item(ex.question, _distinct(ex.answers), "triviaqa") for ex in load("triviaqa_sample_200")]
+    items += [Item(ex.metadata["question_disambiguated"], _distinct(ex.answers), "popqa", ex.metadata["prop"])
+              for ex in load("popqa_longtail")]
+    items += [Item(ex.question, _distinct(ex.answers), "musique") for ex in load("musique_ans_dev_200")]
     return [it for it in items if it.answers]
 
 

@@ -11,20 +11,13 @@
 """
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from typing import Sequence
 
 import numpy as np
 
-_PUNCT = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(s: str) -> str:
-    s = "".join(ch for ch in s.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", s).split())
+# One SQuAD normalisation for the whole project: the lexical equivalence judge uses it too.
+from triggers.judges.lexical import normalize_answer
+from triggers.judges.lexical import token_f1 as _token_f1
 
 
 def exact_match(prediction: str, references: Sequence[str]) -> float:
@@ -32,17 +25,9 @@ def exact_match(prediction: str, references: Sequence[str]) -> float:
     return float(any(p == normalize_answer(r) for r in references))
 
 
-def _f1(prediction: str, reference: str) -> float:
-    p, r = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    common = sum((Counter(p) & Counter(r)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(r)
-    return 2 * precision * recall / (precision + recall)
-
-
 def token_f1(prediction: str, references: Sequence[str]) -> float:
-    return max((_f1(prediction, r) for r in references), default=0.0)
+    p = normalize_answer(prediction).split()
+    return max((_token_f1(p, normalize_answer(r).split()) for r in references), default=0.0)
 
 
 def contains(prediction: str, references: Sequence[str]) -> float:
@@ -58,6 +43,13 @@ def score_answer(prediction: str, references: Sequence[str]) -> dict[str, float]
 
 
 # -- signal quality -------------------------------------------------------------------------------
+def _tie_runs(sorted_values: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of equal values in ``sorted_values`` (inf ties with inf, NaN with nothing)."""
+    cuts = (np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1).tolist()
+    bounds = [0, *cuts, len(sorted_values)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def roc_auc(scores: Sequence[float], errors: Sequence[bool]) -> float | None:
     """ROC-AUC of ``scores`` (higher = "the model does not know") for ``errors`` (True = wrong).
     None when only one class is present (undefined)."""
@@ -69,14 +61,8 @@ def roc_auc(scores: Sequence[float], errors: Sequence[bool]) -> float | None:
     # Mann-Whitney U with mid-ranks for ties; infinite scores rank like any other value
     order = np.argsort(s, kind="mergesort")
     ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    for start, stop in _tie_runs(s[order]):
+        ranks[order[start:stop]] = (start + stop - 1) / 2 + 1  # the run's mean 1-based rank
     u = ranks[y].sum() - len(pos) * (len(pos) + 1) / 2
     return float(u / (len(pos) * len(neg)))
 
@@ -92,14 +78,9 @@ def rejection_area(uncertainty: Sequence[float], quality: Sequence[float]) -> fl
     if n == 0:
         raise ValueError("no questions")
     order = np.argsort(u, kind="mergesort")  # most confident first
-    su, sq = u[order], q[order].copy()
-    i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and su[j + 1] == su[i]:
-            j += 1
-        sq[i:j + 1] = sq[i:j + 1].mean()
-        i = j + 1
+    sq = q[order]
+    for start, stop in _tie_runs(u[order]):
+        sq[start:stop] = sq[start:stop].mean()
     kept_means = np.cumsum(sq) / np.arange(1, n + 1)  # keep the k most confident, k = 1..n
     return float(kept_means.mean())
 

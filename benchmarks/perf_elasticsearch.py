@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.retrieval_recall import data_dir, load_questions  # noqa: E402
+from benchmarks.datasets import data_dir_or_exit, nq_oracle_gold  # noqa: E402
 from corpora.documents import load_documents  # noqa: E402
 from retrievers import build_retriever  # noqa: E402
 from retrievers.elasticsearch import ElasticsearchRetriever  # noqa: E402
@@ -55,9 +55,9 @@ def speed(lat: list[float]) -> str:
 
 
 def run(url: str, args: argparse.Namespace) -> None:
-    folder = data_dir()
-    docs = load_documents(folder / "corpus.jsonl.gz")
-    pairs = load_questions(folder, docs)
+    data = data_dir_or_exit()
+    docs = load_documents(data / "nq_open_oracle" / "corpus.jsonl.gz")
+    pairs = nq_oracle_gold(data, docs)
     pairs = pairs[:: max(len(pairs) // args.questions, 1)][: args.questions]
     questions, gold = [q for q, _ in pairs], [g for _, g in pairs]
 

@@ -13,8 +13,8 @@ wall clock mostly measures waiting for a core.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
+import math
 import os
 import statistics
 import sys
@@ -22,18 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.datasets import data_dir_or_exit
+from benchmarks.datasets import UNION_CORPORA, DatasetError, data_dir_or_exit, load_dataset
 
-REPO = Path(__file__).resolve().parents[1]
-# The pretraining-corpus sample: a proxy for the LM's (undisclosed) pretraining data.
-SAMPLE_FILES = (
-    "wiki_paragraphs_standin/wiki_paragraphs.jsonl.gz",
-    "nq_open_oracle/corpus.jsonl.gz",
-    "hotpotqa_dev_distractor_500/corpus.jsonl.gz",
-    "musique_ans_dev_200/corpus.jsonl.gz",
-    "flashrag_toy/sample_data.jsonl",
-)
-SAMPLE_TOKENS = 2_650_000  # one pass over SAMPLE_FILES in SmolLM2 tokens (measured)
+# The pretraining-corpus sample, a proxy for the LM's (undisclosed) pretraining data, is every shared
+# corpus (UNION_CORPORA). Their order does not matter: each copy is shuffled, and counts ignore order.
+SAMPLE_TOKENS = 2_650_000  # one pass over UNION_CORPORA in SmolLM2 tokens (measured)
 
 
 def _repeated_sample(data: Path, repeat: int) -> list:
@@ -44,7 +37,7 @@ def _repeated_sample(data: Path, repeat: int) -> list:
 
     from corpora.documents import iter_documents
 
-    docs = list(iter_documents([data / f for f in SAMPLE_FILES]))
+    docs = list(iter_documents([data / f for f in UNION_CORPORA]))
     out = []
     for k in range(repeat):
         copy = docs[:]
@@ -65,9 +58,12 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _questions(data: Path, n: int) -> list[tuple[str, str]]:
-    with gzip.open(data / "nq_open_oracle" / "nq-open-oracle.jsonl.gz", "rt", encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh]
-    return [(r["question"], r["answers"][0]) for r in rows[:n]]
+    """The first ``n`` NQ-open-oracle questions (file order) with their first gold answer."""
+    try:
+        examples = load_dataset("nq_open_oracle", data, limit=n, shuffle_seed=None)
+    except DatasetError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return [(ex.question, ex.answers[0]) for ex in examples]
 
 
 def _time_checks(quco, pairs, ents) -> tuple[list[float], list[float]]:
@@ -102,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from corpora.entities import extract_entities, load_nlp
-    from corpora.infinigram_index import BuildReport, build_index
+    from corpora.infinigram_index import BuildReport, build_index, read_manifest
     from corpora.statistics import CorpusStatistics
     from triggers.quco import QuCo
 
@@ -111,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     tok = _default_tokenizer()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.index) if args.index else Path(tmp) / "index"
-        if args.reuse and (out / "manifest.json").exists():
-            m = json.loads((out / "manifest.json").read_text())
-            report = BuildReport(out, m["documents"], m["tokens"], m["text_bytes"], m["tokenize_seconds"], m["index_seconds"])
+        m = read_manifest(out) if args.reuse and out.is_dir() else None
+        if m is not None:
+            report = BuildReport(out, m["documents"], m["tokens"], m["text_bytes"],
+                                 m.get("tokenize_seconds", math.nan), m.get("index_seconds", math.nan))
         else:
             report = build_index(_repeated_sample(data, repeat), out, tok, progress=sys.stderr.isatty(),
                                  description=f"pretraining-corpus sample x{repeat}")

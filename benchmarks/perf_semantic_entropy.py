@@ -15,7 +15,6 @@ Data: ``$ARAG_DATA_DIR/nq_open`` or ``../shared/data/nq_open`` beside the reposi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,15 +31,15 @@ from rag.prompts import PromptTemplates  # noqa: E402
 from triggers.base import StepState  # noqa: E402
 from triggers.equivalence import DEFAULT_JUDGE  # noqa: E402
 from triggers.semantic_entropy import SemanticEntropy  # noqa: E402
-from benchmarks.datasets import data_dir_or_exit  # noqa: E402
+from benchmarks.datasets import DatasetError, data_dir_or_exit, load_dataset  # noqa: E402
 
 
 def questions(n: int) -> list[str]:
-    path = data_dir_or_exit() / "nq_open" / "NQ-open.dev.jsonl"
-    if not path.is_file():
-        sys.exit(f"NQ-open not found at {path} (set ARAG_DATA_DIR)")
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line)["question"] for _, line in zip(range(n + 1), fh)]
+    """The first ``n + 1`` NQ-open dev questions in file order (the first one warms up)."""
+    try:
+        return [ex.question for ex in load_dataset("nq_open", data_dir_or_exit(), "dev", limit=n + 1, shuffle_seed=None)]
+    except DatasetError as exc:
+        sys.exit(f"error: {exc}")
 
 
 def main() -> None:

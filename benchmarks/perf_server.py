@@ -14,9 +14,10 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
+
+from corpora.atomic import write_json_atomic
 
 QUESTIONS = ["who wrote the novel 1984", "how many countries are a part of opec",
              "what is the capital of australia", "who sang the song hotel california",
@@ -84,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:  # atomic: a killed run never leaves half a file
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"summary": summary, "rows": rows}, fh, indent=2)
-        os.replace(tmp, out)
+        write_json_atomic(out, {"summary": summary, "rows": rows})
     return 0
 
 

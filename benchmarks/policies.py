@@ -17,6 +17,7 @@ import numpy as np
 from benchmarks.costs import add
 
 SWEEP_POINTS = 21  # score quantiles 0, 5, ..., 100 %
+FIXED_POLICIES = ("never", "always")  # no trigger: closed-book only, retrieval every time
 
 
 @dataclass
@@ -62,7 +63,7 @@ def outcome(record: dict[str, Any], policy: str, cut: float | None = None) -> Ou
 
 def sweepable(policy: str, records: Sequence[dict[str, Any]]) -> bool:
     """A sweep needs one score scale: single triggers, on single-step (cached) records."""
-    return policy not in ("never", "always") and "+" not in policy and bool(records) and "live" not in records[0]
+    return policy not in FIXED_POLICIES and "+" not in policy and bool(records) and "live" not in records[0]
 
 
 def step_scores(records: Sequence[dict[str, Any]], policy: str) -> list[float]:

@@ -6,6 +6,7 @@ metric changed, without re-running anything: ``arag bench --report-only --out DI
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -13,9 +14,8 @@ from typing import Any, Sequence
 
 from benchmarks.costs import COST_KEYS, add
 from benchmarks.metrics import METRICS, prr, roc_auc, score_answer
-from benchmarks.policies import outcome, step_scores, sweep_cuts, sweepable
-
-FIXED = ("never", "always")
+from benchmarks.policies import FIXED_POLICIES, outcome, step_scores, sweep_cuts, sweepable
+from corpora.atomic import write_json_atomic, write_text_atomic
 
 
 class _Scorer:
@@ -52,7 +52,7 @@ def _signals(records: Sequence[dict], policies: Sequence[str], scorer: _Scorer, 
     columns: dict[str, list[float | None]] = {}
     live = "live" in records[0]
     for p in policies:
-        if p in FIXED:
+        if p in FIXED_POLICIES:
             continue
         if live:
             columns[p] = [(r["live"][p]["first_step"] or {}).get("score") for r in records]
@@ -110,7 +110,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
     for p in policies:
         if sweepable(p, records):
             sweeps[p] = [{"cut": c, **_aggregate(records, p, c, scorer)} for c in sweep_cuts(step_scores(records, p))]
-    triggers = [p for p in policies if p not in FIXED]
+    triggers = [p for p in policies if p not in FIXED_POLICIES]
     unique, fix_counts = _catches(records, triggers, scorer, metric)
     wall = sum(r["wall_seconds"] for r in records)
     alone = {row["policy"]: row["total_seconds"] for row in rows}
@@ -136,16 +136,17 @@ def _clean(obj: Any) -> Any:
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
-    (out_dir / "summary.json").write_text(json.dumps(_clean(summary), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json_atomic(out_dir / "summary.json", _clean(summary))
     fields = ["policy", "kind", "threshold", "cut", *METRICS, "retrieval_rate", *(f"{k}_per_q" for k in COST_KEYS)]
-    with (out_dir / "summary.csv").open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        for row in summary["policies"]:
-            w.writerow({**row, "kind": "configured", "cut": ""})
-        for policy, points in summary["sweeps"].items():
-            for pt in points:
-                w.writerow({**pt, "policy": policy, "kind": "sweep", "threshold": ""})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    w.writeheader()
+    for row in summary["policies"]:
+        w.writerow({**row, "kind": "configured", "cut": ""})
+    for policy, points in summary["sweeps"].items():
+        for pt in points:
+            w.writerow({**pt, "policy": policy, "kind": "sweep", "threshold": ""})
+    write_text_atomic(out_dir / "summary.csv", buf.getvalue())
 
 
 def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
@@ -262,5 +263,5 @@ def write_report(records: Sequence[dict], policies: Sequence[str], out_dir: Path
     plots = plot(summary, out_dir)
     run_path = out_dir / "run.json"
     run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.exists() else {}
-    (out_dir / "REPORT.md").write_text(render_report(summary, run, out_dir, plots), encoding="utf-8")
+    write_text_atomic(out_dir / "REPORT.md", render_report(summary, run, out_dir, plots))
     return summary

@@ -12,8 +12,6 @@ Data: ``$ARAG_DATA_DIR/nq_open_oracle`` or ``../shared/data/nq_open_oracle`` bes
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import sys
 import time
@@ -23,10 +21,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from corpora.atomic import write_json_atomic  # noqa: E402
 from corpora.documents import fingerprint, load_documents  # noqa: E402
 from retrievers import DenseRetriever, Passage, RetrieverError, build_index, build_retriever, load_index, reciprocal_rank_fusion  # noqa: E402
 from retrievers.hybrid import DEFAULT_POOL, HybridRetriever  # noqa: E402
-from benchmarks.datasets import data_dir_or_exit  # noqa: E402
+from benchmarks.datasets import data_dir_or_exit, nq_oracle_gold  # noqa: E402
 
 KS = (1, 5, 10)
 REFERENCE = {  # DESIGN.md, measured on this kind of machine
@@ -34,18 +33,6 @@ REFERENCE = {  # DESIGN.md, measured on this kind of machine
     "faiss flat": (0.895, 0.991, 0.994),
     "hybrid rrf": (0.822, 0.986, 0.998),
 }
-
-
-def load_questions(folder: Path, docs) -> list[tuple[str, str]]:
-    """(question, gold passage id): the gold ctx is found in the corpus by exact (title, text)."""
-    by_content = {(d.title, d.text): d.id for d in docs}
-    out = []
-    with gzip.open(folder / "nq-open-oracle.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            gold = next(c for c in rec["ctxs"] if c.get("isgold"))
-            out.append((rec["question"], by_content[(gold["title"], gold["text"])]))
-    return out
 
 
 def recall(ranked_ids: list[list[str]], gold: list[str]) -> tuple[float, ...]:
@@ -66,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     if not kinds <= {"bm25", "faiss", "hybrid"}:
         ap.error(f"--kinds takes bm25, faiss, hybrid; got {args.kinds}")
 
-    folder = data_dir_or_exit() / "nq_open_oracle"
-    docs = load_documents(folder / "corpus.jsonl.gz")
-    qa = load_questions(folder, docs)[: args.limit or None]
+    data = data_dir_or_exit()
+    docs = load_documents(data / "nq_open_oracle" / "corpus.jsonl.gz")
+    qa = nq_oracle_gold(data, docs)[: args.limit or None]
     questions, gold = [q for q, _ in qa], [g for _, g in qa]
     print(f"NQ-open-oracle: {len(questions)} questions, {len(docs)} passages", flush=True)
     rows: dict[str, dict] = {}
@@ -135,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         r1, r5, r10 = row["recall"]
         print(f"| {name} | {r1:.3f} | {r5:.3f} | {r10:.3f} | {ref} | {row['seconds']:.1f} |")
     if args.out:
-        args.out.write_text(json.dumps({"questions": len(questions), "passages": len(docs), "rows": rows}, indent=2))
+        write_json_atomic(args.out, {"questions": len(questions), "passages": len(docs), "rows": rows})
 
 
 def _ids(ids: list[str]) -> list[Passage]:

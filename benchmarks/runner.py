@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -34,13 +32,13 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchmarks.costs import LedgerState, Meter, add, zero
 from benchmarks.datasets import QAExample
+from corpora.atomic import write_json_atomic
 from rag.loop import AdaptiveRAG, LoopConfig, step_text
 from rag.query import form_query
 from retrievers.base import Passage, Retriever
 from triggers import Never, TokenConfidence
 from triggers.base import Signal, Trigger
 
-FIXED_POLICIES = ("never", "always")
 FREE_AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy")  # extra signals from the draft's own statistics
 RESULTS, MANIFEST = "results.jsonl", "run.json"
 
@@ -197,14 +195,6 @@ class QuestionRunner:
 
 
 # -- the run folder: manifest, append-only results, resume ------------------------------------------
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def read_results(out_dir: Path, repair: bool = False) -> list[dict[str, Any]]:
     """The records in ``results.jsonl``. A run killed mid-line leaves a partial last line: it is
     dropped (and cut off the file when ``repair``), so the resumed run redoes that question once."""
@@ -241,7 +231,7 @@ def prepare_run_dir(out_dir: Path, config: BenchConfig, writing: bool = True) ->
             diff = sorted(k for k in set(old or {}) | set(config.key()) if (old or {}).get(k) != config.key().get(k))
             raise BenchError(f"{out_dir} holds a run with different settings ({', '.join(diff)}); use another --out")
     else:
-        _write_json_atomic(manifest, {"config": config.key(), "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        write_json_atomic(manifest, {"config": config.key(), "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     return read_results(out_dir, repair=writing)
 
 

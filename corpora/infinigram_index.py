@@ -15,10 +15,8 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +24,17 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from corpora.atomic import atomic_directory
+from corpora.cache import cache_dir
 from corpora.documents import Document, iter_documents
 from corpora.errors import CorpusError
 
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
 FORMAT = "adaptive-rag/infini-gram-v4"
+# What `read_manifest` requires: the tokenizer check and the engine's settings, plus the build figures.
+_INT_FIELDS = ("documents", "tokens", "text_bytes", "eos_token_id", "vocab_size")
+_REQUIRED_FIELDS = ("token_dtype", "tokenizer_fingerprint", *_INT_FIELDS)
 # A fixed text whose token ids, together with the vocabulary, pin down a tokenizer: two tokenizers
 # with the same vocabulary but other merges or normalisation still encode it differently.
 _PROBE = "Über 1,234 naïve Nobel-Prize winners' café in São Paulo (1889) — ÆØÅ 東京 e.g. Müller's"
@@ -205,13 +208,8 @@ def build_index(
             seen.add(Path(p).resolve())
         docs = iter_documents(items)
         sources = [str(Path(p).resolve()) for p in items]
-    if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()):
-        raise CorpusIndexError(f"{out}: folder exists and is not an index; refusing to overwrite it")
     dtype = token_dtype_for(tok)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; an index is as readable as any other output
-    try:
+    with atomic_directory(out, marker=MANIFEST, error=CorpusIndexError) as tmp:
         t0 = time.perf_counter()
         n_docs, n_tokens, n_bytes = _write_tokenized(docs, tok, tmp, dtype, progress)
         if n_docs == 0 or n_tokens == 0:
@@ -227,10 +225,6 @@ def build_index(
             "tokenize_seconds": round(t1 - t0, 3), "index_seconds": round(t2 - t1, 3),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return BuildReport(out, n_docs, n_tokens, n_bytes, t1 - t0, t2 - t1)
 
 
@@ -239,34 +233,30 @@ def _eos_id(tok) -> int:
     return int(eos) if eos is not None else 0
 
 
-def _replace_dir(new: Path, out: Path) -> None:
-    """Swap ``new`` in at ``out``: two renames, so readers see the old or the new index, whole."""
-    if not out.exists():
-        os.rename(new, out)
-        return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    os.rename(out, old / "index")
-    os.rename(new, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def read_manifest(index_dir: Path) -> dict | None:
-    """The manifest of an index built here, or None for a plain infini-gram index folder."""
+    """The manifest of an index built here (checked: this format, every field `CorpusStatistics`
+    reads, integers where counts are), or None for a plain infini-gram index folder."""
     path = index_dir / MANIFEST
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorpusIndexError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise CorpusIndexError(f"{path}: expected a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise CorpusIndexError(f"{path}: unknown index format {manifest.get('format')!r} (this version reads {FORMAT})")
+    missing = [k for k in _REQUIRED_FIELDS if k not in manifest]
+    if missing:
+        raise CorpusIndexError(f"{path}: missing field(s) {', '.join(missing)}")
+    not_int = [k for k in _INT_FIELDS if not isinstance(manifest[k], int) or isinstance(manifest[k], bool)]
+    if not_int:
+        raise CorpusIndexError(f"{path}: field(s) {', '.join(not_int)} must be integers")
+    return manifest
 
 
 # -- the demo index --------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """``ARAG_CACHE_DIR``, default ``~/.cache/adaptive-rag`` (same place as the converted models)."""
-    return Path(os.environ.get("ARAG_CACHE_DIR", Path.home() / ".cache" / "adaptive-rag")).expanduser()
-
-
 def demo_index_dir(tokenizer: Any, progress: bool = False) -> Path:
     """The index of the shipped demo corpus in ``tokenizer``'s ids, built on first use (≈ 2 s).
 

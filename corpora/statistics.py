@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from corpora.cache import cache_dir
 from corpora.errors import CorpusError
 from corpora.infinigram_index import (
-    FORMAT, TOKENIZER_DIR, CorpusIndexError, cache_dir, encode_batch, load_tokenizer, read_manifest,
+    TOKENIZER_DIR, CorpusIndexError, encode_batch, load_tokenizer, read_manifest,
     token_dtype_for, tokenizer_fingerprint,
 )
 
@@ -149,8 +150,6 @@ class CorpusStatistics:
                 raise CorpusIndexError(f"{name} must be a positive integer, got {value!r}")
         manifest = read_manifest(d)
         if manifest is not None:
-            if manifest.get("format") != FORMAT:
-                raise CorpusIndexError(f"{d}: unknown index format {manifest.get('format')!r}")
             saved = load_tokenizer(d / TOKENIZER_DIR)
             expected = manifest["tokenizer_fingerprint"]
             if tokenizer_fingerprint(saved) != expected:
@@ -159,8 +158,8 @@ class CorpusStatistics:
                 raise CorpusIndexError(f"{d}: index was built with another tokenizer than {_name(tokenizer)}; "
                                        "rebuild it with this tokenizer or open it without one")
             tok, dtype = saved, manifest["token_dtype"]
-            eos, vocab = int(manifest["eos_token_id"]), int(manifest["vocab_size"])
-            n_tokens, n_docs = int(manifest["tokens"]), int(manifest["documents"])
+            eos, vocab = manifest["eos_token_id"], manifest["vocab_size"]  # read_manifest checked these are ints
+            n_tokens, n_docs = manifest["tokens"], manifest["documents"]
         else:
             if tokenizer is None:
                 raise CorpusIndexError(f"{d}: plain infini-gram index without a manifest; pass the tokenizer it was built with")
@@ -264,10 +263,6 @@ class CorpusStatistics:
     def frequency_per_million(self, phrase: str) -> float:
         """Occurrences per million indexed tokens: comparable across corpora of different sizes."""
         return self.count(phrase).count * 1e6 / max(self.tokens, 1)
-
-    def describe(self) -> dict[str, Any]:
-        return {"index": str(self.index_dir), "tokens": self.tokens, "documents": self.documents,
-                "max_clause_freq": self.max_clause_freq, "max_diff_tokens": self.max_diff_tokens}
 
 
 def score_from_count(count: float) -> float:

@@ -104,6 +104,8 @@ class _BM25SScorer:
 
     @classmethod
     def read(cls, path: Path, k1: float, b: float) -> "_BM25SScorer":
+        """bm25s saved k1 and b with its scores; they are taken only for the scorers' shared
+        ``read(path, k1, b)`` (rank-bm25 rebuilds its model from them)."""
         return cls(bm25s.BM25.load(str(path), show_progress=False))
 
 

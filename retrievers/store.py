@@ -9,14 +9,12 @@ index that already works.
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, ContextManager, Sequence
 
+from corpora.atomic import atomic_directory as _atomic_directory
 from corpora.documents import Document, fingerprint, iter_jsonl, write_jsonl
 from corpora.errors import CorpusError
 from retrievers.base import Retriever, RetrieverError
@@ -97,39 +95,9 @@ def read_documents(path: Path, manifest: Manifest) -> list[Document]:
     return docs
 
 
-@contextmanager
-def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of ``out_dir``; on success it replaces ``out_dir``, on error it vanishes.
-
-    The old index is moved aside only after the new one is complete, then deleted. Linux cannot
-    swap two directories in one rename, so a crash between the two renames leaves the old index
-    in a ``.<name>.old-*`` sibling rather than losing it.
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RetrieverError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
-        raise RetrieverError(f"{out}: refusing to replace a non-empty directory that is not an index")
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir(parents=True)  # mkdir, not mkdtemp: the index gets the user's umask, not 0700
-    except OSError as exc:
-        raise RetrieverError(f"{out}: cannot create index directory ({exc})") from None
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    try:
-        yield tmp
-        if out.exists():
-            out.rename(old)
-        try:
-            tmp.rename(out)
-        except OSError:
-            if old.exists():
-                old.rename(out)
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def atomic_directory(out_dir: str | Path) -> ContextManager[Path]:
+    """`corpora.atomic.atomic_directory` for retriever indexes: a refusal is a RetrieverError."""
+    return _atomic_directory(out_dir, marker=MANIFEST_NAME, error=RetrieverError)
 
 
 def load_index(

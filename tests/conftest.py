@@ -21,12 +21,13 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """`ARAG_DATA_DIR` or `../shared/data` beside the repository; skip when neither exists."""
-    env = os.environ.get("ARAG_DATA_DIR")
-    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path} (set ARAG_DATA_DIR)")
-    return path
+    """`ARAG_DATA_DIR` or `../shared/data` beside the repository (as the benchmarks find it); skip when absent."""
+    from benchmarks.datasets import DatasetError, resolve_data_dir
+
+    try:
+        return resolve_data_dir()
+    except DatasetError as exc:
+        pytest.skip(f"shared data: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ records equal real loop runs, a resumable end-to-end `arag bench` on the default
 and the side studies."""
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -94,6 +95,21 @@ def test_dataset_errors_are_clear(tmp_path, monkeypatch, data_dir):
         corpus_paths("popqa_longtail", data_dir, "own")
     with pytest.raises(DatasetError, match="file not found"):
         load_dataset("triviaqa_sample_200", tmp_path)
+    # a hand-edited file: every problem names the file and line (blank lines counted)
+    bad = tmp_path / "triviaqa_sample_200" / "triviaqa_200.jsonl"
+    bad.parent.mkdir()
+    for text, message in [('{"question": "q", "answers": ["a"]}\n\n{"question": "q2"}\n', r"\.jsonl:3: missing field 'answers'"),
+                          ('["q", "a"]\n', r"\.jsonl:1: expected a JSON object"),
+                          ('{"question": "q", "answers": "Paris"}\n', r"\.jsonl:1: expected a list of answers"),
+                          ('{"question": "q", "answers": [" "]}\n', r"\.jsonl:1: question has no answer")]:
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(DatasetError, match=message):
+            load_dataset("triviaqa_sample_200", tmp_path)
+    oracle = tmp_path / "nq_open_oracle" / "nq-open-oracle.jsonl.gz"
+    oracle.parent.mkdir()
+    oracle.write_bytes(gzip.compress(b'{"question": "q", "answers": ["a"], "ctxs": [{"text": "t"}]}\n'))
+    with pytest.raises(DatasetError, match=r"\.gz:1: missing field 'title'"):  # nested objects too
+        load_dataset("nq_open_oracle", tmp_path)
 
 
 # -- policies from cached records (no model) ------------------------------------------------------
@@ -234,9 +250,11 @@ def bench_run(tmp_path_factory, data_dir, repo_root):
 
 @pytest.mark.slow
 def test_bench_end_to_end_resumes_without_duplicates(bench_run):
+    from benchmarks.runner import read_results
+
     out, killed_at, stdout = bench_run
     assert 2 <= killed_at < 5
-    ids = [json.loads(line)["id"] for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    ids = [r["id"] for r in read_results(out)]
     assert len(ids) == 5 and len(set(ids)) == 5
     for name in ("results.jsonl", "summary.csv", "summary.json", "REPORT.md", "accuracy_vs_retrieval.png", "signal_auc.png", "run.json"):
         assert (out / name).stat().st_size > 0, name

@@ -35,10 +35,10 @@ def es_node(es_tools):
 @pytest.fixture(scope="session")
 def nq_corpus(data_dir) -> tuple[list[Document], list[tuple[str, str]]]:
     """The NQ-open-oracle passages and 50 of its questions spread over the file: (question, gold id)."""
-    from benchmarks.retrieval_recall import load_questions
+    from benchmarks.datasets import nq_oracle_gold
 
     docs = load_documents(data_dir / "nq_open_oracle" / "corpus.jsonl.gz")
-    questions = load_questions(data_dir / "nq_open_oracle", docs)
+    questions = nq_oracle_gold(data_dir, docs)
     step = len(questions) // N_QUESTIONS
     return docs, questions[::step][:N_QUESTIONS]
 
@@ -104,6 +104,11 @@ def test_dense_knn_and_hybrid(es_node, nq_corpus):
     assert fused[0].metadata["fusion"] == "client-rrf" and fused[0].metadata["rrf_ranks"] == {"bm25": 1, "knn": 1}
     with pytest.raises(ElasticsearchError, match="no embeddings"):
         ElasticsearchRetriever(es_node.url, "nq-open-oracle", mode="knn").retrieve("anything", 3)
+    # adding documents with another embedding model's vectors is refused before anything is written
+    other = ElasticsearchRetriever(es_node.url, "nq-vectors", mode="bm25", embedding_model="another-384-dim-model")
+    with pytest.raises(ElasticsearchError, match="embedded with"):
+        other.index_documents(nq_corpus[0][100:110], progress=False)
+    assert knn.count() == 100
 
 
 def test_full_loop_answers_from_the_index(es_node, nq_index, capsys):

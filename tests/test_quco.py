@@ -268,6 +268,39 @@ def test_index_from_another_tokenizer_is_a_clear_error(crafted, tmp_path, other_
         CorpusStatistics.open(swapped)
 
 
+def test_hand_edited_manifest_is_a_clear_error(crafted, tmp_path):
+    """A truncated or hand-edited manifest names its file instead of raising KeyError/AttributeError."""
+    index_dir, _, _ = crafted
+    edited = tmp_path / "edited"
+    shutil.copytree(index_dir, edited)
+    manifest = json.loads((edited / "manifest.json").read_text(encoding="utf-8"))
+    for content, message in [("[]", "expected a JSON object"),
+                             ({**manifest, "format": "other"}, "unknown index format 'other'"),
+                             ({k: v for k, v in manifest.items() if k != "tokens"}, "missing field.*tokens"),
+                             ({**manifest, "documents": "8"}, "field.*documents must be integers")]:
+        (edited / "manifest.json").write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+        with pytest.raises(CorpusIndexError, match=f"manifest.json: {message}"):
+            CorpusStatistics.open(edited)
+
+
+def test_rebuild_replaces_an_index_but_never_a_foreign_folder(tmp_path, tok):
+    src = tmp_path / "corpus.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "Zorblax met Quintara."}) + "\n", encoding="utf-8")
+    out = tmp_path / "index"
+    build_index([src], out, tok, progress=False)
+    src.write_text(json.dumps({"id": "a", "text": "Freedonia borders Blutberg. Blutberg is old."}) + "\n", encoding="utf-8")
+    build_index([src], out, tok, progress=False)
+    stats = CorpusStatistics.open(out)
+    assert stats.count("Blutberg").count == 2 and stats.count("Zorblax").count == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp or old copies left
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "todo.txt").write_text("keep me")
+    with pytest.raises(CorpusIndexError, match="not an index"):
+        build_index([src], precious, tok, progress=False)
+    assert [p.name for p in precious.iterdir()] == ["todo.txt"]
+
+
 def test_empty_corpus_is_a_clear_error(tmp_path, tok):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n", encoding="utf-8")
