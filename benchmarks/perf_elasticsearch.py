@@ -2,7 +2,7 @@
 
 Bulk-indexes the 2,600 passages (docs/s), then runs the same questions through both retrievers one
 at a time (queries/s and p50/p95 latency, top-10 overlap, recall of the gold passage at 1/5/10).
-Starts a local node (retrievers/es_node.py) unless --es-url names a running cluster.
+Starts a local node (retrievers/elasticsearch/node/launcher.py) unless --es-url names a running cluster.
 
     .venv/bin/python benchmarks/perf_elasticsearch.py                    # 300 questions
     .venv/bin/python benchmarks/perf_elasticsearch.py --questions 2655   # all of them
@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks.datasets import data_dir_or_exit, nq_oracle_gold  # noqa: E402
 from corpora.documents import load_documents  # noqa: E402
 from retrievers import build_retriever  # noqa: E402
-from retrievers.elasticsearch import ElasticsearchRetriever  # noqa: E402
+from retrievers.elasticsearch.retriever import ElasticsearchRetriever  # noqa: E402
 
 KS = (1, 5, 10)
 SWEEP = [("combined_fields", b) for b in (1.0, 1.5, 2.0, 3.0)] + [(t, b) for t in ("cross_fields", "most_fields", "best_fields") for b in (1.5, 2.0)]
@@ -103,7 +103,7 @@ def main() -> None:
     if args.es_url:
         run(args.es_url, args)
         return
-    from retrievers.es_node import running_node
+    from retrievers.elasticsearch.node.launcher import running_node
 
     with running_node(node_name="perf") as node:
         run(node.url, args)

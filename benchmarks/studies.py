@@ -9,7 +9,7 @@
 3. ``confidence-ranked``: among N samples pick the one with the highest answer-span confidence
    (mean token log-prob), vs. greedy and vs. an arbitrary sample (RLSF: confidence as a selection signal).
 
-Each returns a result dict and a small Markdown table; `rag/commands/study.py` writes both to
+Each returns a result dict and a small Markdown table; `rag/cli/study.py` writes both to
 ``study_<name>.json`` / ``study_<name>.md`` in a run folder, and the bench report includes the tables.
 """
 from __future__ import annotations

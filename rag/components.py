@@ -9,9 +9,8 @@ from typing import Sequence
 
 from corpora.documents import Document, fingerprint, load_documents
 from corpora.cache import cache_dir
-from retrievers.base import Retriever, RetrieverError
-
-RETRIEVER_KINDS = ("bm25", "faiss", "hybrid", "elasticsearch")
+from retrievers.base import Retriever
+from retrievers.kinds import check_kind
 
 
 def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
@@ -26,12 +25,10 @@ def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
 def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequence[str] | None = None,
                    progress: bool = True, es_url: str | None = None, es_index: str | None = None,
                    es_mode: str = "bm25", es_ca_file: str | None = None) -> Retriever:
-    from retrievers import build_index, build_retriever, load_index
+    from retrievers.build import build_index, build_retriever, load_index
 
-    if kind not in RETRIEVER_KINDS:
-        raise RetrieverError(f"unknown retriever {kind!r}; choose from {', '.join(RETRIEVER_KINDS)}")
-    if kind == "elasticsearch":
-        from retrievers.elasticsearch import ElasticsearchRetriever
+    if check_kind(kind) == "elasticsearch":
+        from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
         retriever = ElasticsearchRetriever.from_env(url=es_url, index=es_index, mode=es_mode, ca_file=es_ca_file)
         if corpus:

@@ -1,8 +1,8 @@
 """The facade that wires model, retriever and trigger together: what the CLI, the chat, the
-server and user code construct."""
+server and user code construct. Building one from command-line arguments is the CLI's job
+(`rag.cli.common.build_pipeline`): the pipeline knows nothing of argparse."""
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,21 +46,3 @@ class Pipeline:
 
         options = {k: v for k, v in self.trigger_options.items() if k != "threshold"}
         return build_trigger(name, lm=self.lm, **options)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, lm: LanguageModel | None = None) -> "Pipeline":
-        """Build from parsed CLI arguments; the retriever is opened before the model is loaded so
-        that a bad index path fails in a second, not after a model load."""
-        from rag.commands.common import show_progress, trigger_options
-        from rag.components import open_retriever
-        from rag.registry import build_trigger
-
-        options = trigger_options(args)
-        config = LoopConfig(k=args.k, max_steps=getattr(args, "max_steps", 6),
-                            max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0))
-        retriever = open_retriever(args.retriever, index=args.index, corpus=getattr(args, "corpus", None),
-                                   progress=show_progress(), es_url=args.es_url, es_index=args.es_index,
-                                   es_mode=getattr(args, "es_mode", "bm25"), es_ca_file=getattr(args, "es_ca_file", None))
-        lm = lm or load_language_model(args.model)
-        trigger = build_trigger(args.trigger, lm=lm, **options)
-        return cls(lm=lm, retriever=retriever, trigger=trigger, config=config, trigger_options=options)

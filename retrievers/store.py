@@ -2,7 +2,7 @@
 
 An index is only useful with the corpus it was built from and (for dense kinds) the model that
 embedded it, so the manifest records both and `load_index` refuses a directory that does not
-match instead of returning silently wrong passages. Builds go to a temporary sibling directory and
+match instead of returning silently wrong passages (`retrievers.build.load_index`). Builds go to a temporary sibling directory and
 are renamed into place only once complete, so a failed or interrupted build never damages an
 index that already works.
 """
@@ -17,12 +17,12 @@ from typing import Any, ContextManager, Sequence
 from corpora.atomic import atomic_directory as _atomic_directory
 from corpora.documents import Document, fingerprint, iter_jsonl, write_jsonl
 from corpora.errors import CorpusError
-from retrievers.base import Retriever, RetrieverError
+from retrievers.base import RetrieverError
+from retrievers.kinds import INDEX_KINDS
 
 MANIFEST_NAME = "manifest.json"
 DOCS_NAME = "docs.jsonl"
 FORMAT_VERSION = 1
-KINDS = ("bm25", "faiss", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ def read_manifest(path: Path) -> Manifest:
         raise RetrieverError(f"{mpath}: missing field(s) {', '.join(missing)}")
     if raw["format_version"] != FORMAT_VERSION:
         raise RetrieverError(f"{mpath}: unsupported format_version {raw['format_version']!r} (this version reads {FORMAT_VERSION})")
-    if raw["kind"] not in KINDS:
-        raise RetrieverError(f"{mpath}: unknown index kind {raw['kind']!r} (expected one of {', '.join(KINDS)})")
+    if raw["kind"] not in INDEX_KINDS:
+        raise RetrieverError(f"{mpath}: unknown index kind {raw['kind']!r} (expected one of {', '.join(INDEX_KINDS)})")
     known = set(Manifest.__dataclass_fields__)
     return Manifest(**{k: v for k, v in raw.items() if k in known})
 
@@ -98,34 +98,6 @@ def read_documents(path: Path, manifest: Manifest) -> list[Document]:
 def atomic_directory(out_dir: str | Path) -> ContextManager[Path]:
     """`corpora.atomic.atomic_directory` for retriever indexes: a refusal is a RetrieverError."""
     return _atomic_directory(out_dir, marker=MANIFEST_NAME, error=RetrieverError)
-
-
-def load_index(
-    directory: str | Path, *, expected_fingerprint: str | None = None, embedding_model: str | None = None
-) -> Retriever:
-    """Reopen a saved index without re-embedding; refuse one built from another corpus or model.
-
-    ``expected_fingerprint`` is `corpora.documents.fingerprint` of the corpus the caller means to
-    search; ``embedding_model`` the model it expects (dense kinds only).
-    """
-    path = Path(directory)
-    manifest = read_manifest(path)
-    if expected_fingerprint is not None and manifest.corpus_fingerprint != expected_fingerprint:
-        raise RetrieverError(
-            f"{path}: index was built from a different corpus (fingerprint {manifest.corpus_fingerprint}, "
-            f"expected {expected_fingerprint}); rebuild it"
-        )
-    if embedding_model is not None and manifest.kind != "bm25" and manifest.embedding_model != embedding_model:
-        raise RetrieverError(
-            f"{path}: index was embedded with {manifest.embedding_model!r}, not {embedding_model!r}; rebuild it"
-        )
-    docs = read_documents(path, manifest)
-    from retrievers.bm25 import BM25Retriever
-    from retrievers.dense import DenseRetriever
-    from retrievers.hybrid import HybridRetriever
-
-    cls = {"bm25": BM25Retriever, "faiss": DenseRetriever, "hybrid": HybridRetriever}[manifest.kind]
-    return cls.from_saved(path, manifest, docs)
 
 
 def damaged(path: Path, exc: BaseException) -> RetrieverError:

@@ -47,14 +47,14 @@ def demo_docs():
 
 @pytest.fixture(scope="session")
 def es_tools() -> None:
-    """Maven and a Java 21+ JDK, which build and run the Elasticsearch test nodes (retrievers/es_node.py).
+    """Maven and a Java 21+ JDK, which build and run the Elasticsearch test nodes (retrievers/elasticsearch/node/launcher.py).
 
     Elsewhere the Elasticsearch tests skip; under CI (``CI`` set) they fail instead, so that CI can never
     pass without having run them.
     """
     import shutil
 
-    from retrievers.es_node import NodeError, java_home
+    from retrievers.elasticsearch.node.launcher import NodeError, java_home
 
     problem = "Maven (mvn) not installed: it builds the Elasticsearch test node" if shutil.which("mvn") is None else None
     if problem is None:

@@ -1,7 +1,7 @@
-"""The Elasticsearch retriever against real Elasticsearch 9 nodes that this module starts (retrievers/es_node.py).
+"""The Elasticsearch retriever against real Elasticsearch 9 nodes that this module starts (retrievers/elasticsearch/node/launcher.py).
 
 No fakes: the session fixture builds the node from Maven Central jars (once; cached in ~/.m2 and
-retrievers/elasticsearch_node/target) and runs it on 127.0.0.1. The two-node test starts its own
+retrievers/elasticsearch/node/maven/target) and runs it on 127.0.0.1. The two-node test starts its own
 cluster. Skips only when the machine has no Maven or no Java 21+ JDK to run a node with (fails under CI).
 Credentials and TLS are tested against a secured node in test_elasticsearch_security.py.
 """
@@ -13,8 +13,8 @@ import pytest
 
 from corpora.documents import Document, load_documents
 from retrievers import build_retriever
-from retrievers.es_connection import ElasticsearchError, ElasticsearchIndexMissing, ElasticsearchUnreachable
-from retrievers.elasticsearch import ElasticsearchRetriever
+from retrievers.elasticsearch.connection import ElasticsearchError, ElasticsearchIndexMissing, ElasticsearchUnreachable
+from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
 pytestmark = pytest.mark.elasticsearch
 
@@ -23,7 +23,7 @@ N_QUESTIONS = 50
 
 @pytest.fixture(scope="session")
 def es_node(es_tools):
-    from retrievers.es_node import ElasticsearchNode
+    from retrievers.elasticsearch.node.launcher import ElasticsearchNode
 
     node = ElasticsearchNode(node_name="test-node")
     try:
@@ -138,7 +138,7 @@ def test_cli_index_build(es_node, tmp_path, capsys):
 def test_two_node_cluster_survives_a_node_stopping(es_tools, nq_corpus, tmp_path):
     """2 shards with 1 replica on two nodes: after the data node stops, the replicas it did not hold
     are promoted and every query returns what it returned before."""
-    from retrievers.es_node import ElasticsearchNode
+    from retrievers.elasticsearch.node.launcher import ElasticsearchNode
 
     docs, questions = nq_corpus
     first = ElasticsearchNode(tmp_path / "a", node_name="node-a", cluster_name="arag-pair", peers_expected=True)

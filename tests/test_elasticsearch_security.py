@@ -1,6 +1,6 @@
 """Credentials and TLS against a real secured Elasticsearch node: x-pack security, HTTPS, a file-realm user.
 
-The node (retrievers/es_node.py with `NodeSecurity`) is built from the repository's Maven projects like
+The node (retrievers/elasticsearch/node/launcher.py with `NodeSecurity`) is built from the repository's Maven projects like
 the open test node; these tests check what a user meets when pointing `arag` at a secured cluster:
 credentials and the CA file from the environment or flags work, and a wrong password, a bad API key,
 no credentials or an untrusted certificate each end in one line, exit 2, nothing written, no secret shown.
@@ -12,8 +12,8 @@ import secrets
 import pytest
 
 from rag.cli import main
-from retrievers.es_connection import ElasticsearchAuthError
-from retrievers.elasticsearch import ElasticsearchRetriever
+from retrievers.elasticsearch.connection import ElasticsearchAuthError
+from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
 pytestmark = pytest.mark.elasticsearch
 
@@ -24,8 +24,8 @@ ENV = ("ARAG_ES_URL", "ARAG_ES_INDEX", "ARAG_ES_API_KEY", "ARAG_ES_USER", "ARAG_
 
 @pytest.fixture(scope="module")
 def secure_node(es_tools, tmp_path_factory):
-    from retrievers.es_node import ElasticsearchNode
-    from retrievers.es_node_security import NodeSecurity
+    from retrievers.elasticsearch.node.launcher import ElasticsearchNode
+    from retrievers.elasticsearch.node.security import NodeSecurity
 
     node = ElasticsearchNode(tmp_path_factory.mktemp("secure-es"), node_name="secure-node",
                              security=NodeSecurity({USER: PASSWORD}, tls=True))

@@ -8,7 +8,8 @@ import pytest
 
 from triggers import AnyOf, StepState, TriggerConfigError
 from triggers.clustering import PairJudgments, get_semantic_ids
-from triggers.equivalence import EitherJudge, Implication, make_judge
+from triggers.equivalence import make_judge
+from triggers.judges.base import EitherJudge, Implication
 from triggers.judges.lexical import LexicalJudge, normalize_answer
 from triggers.judges.lm import parse_yes_no
 from triggers.semantic_entropy import (

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from triggers.base import TriggerConfigError
-from triggers.equivalence import EntailmentJudge, EquivalenceJudge, Implication
+from triggers.judges.base import EntailmentJudge, EquivalenceJudge, Implication
 
 VARIANTS = ("strict", "non-contradiction")
 

@@ -4,68 +4,16 @@ Semantic entropy (Kuhn et al., ICLR 2023; Farquhar et al., Nature 2024) clusters
 *bidirectional entailment*. Every judge answers the plain question ``equivalent(question, a, b)``;
 a judge that can tell the direction and kind of the relation (an NLI model) also offers
 ``implications(question, a, b) -> (a ⇒ b, b ⇒ a)`` as three-way verdicts, and only then does the
-clustering variant (strict vs non-contradiction) make a difference.
+clustering variant (strict vs non-contradiction) make a difference. The protocols live in
+`triggers.judges.base`; this module builds judges by name.
 
 Judge specs (``make_judge``): ``lexical``, ``embedding``, ``lexical+embedding`` (either says yes),
 ``lm`` (the configured LM asked yes/no), ``nli:MODEL`` (a local sequence-classification NLI model).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import IntEnum
-from typing import Protocol, runtime_checkable
-
 from triggers.base import TriggerConfigError
-
-
-class Implication(IntEnum):
-    """Three-way NLI verdict, numbered as jlko's ``check_implication`` returns it."""
-
-    CONTRADICTION = 0
-    NEUTRAL = 1
-    ENTAILMENT = 2
-
-
-@runtime_checkable
-class EquivalenceJudge(Protocol):
-    """``equivalent(question, a, b)``. A judge may also define ``prepare(question, answers)``, called
-    once per step with all distinct answers before any comparison (the embedding judge batches
-    its encoding there)."""
-
-    name: str
-
-    def equivalent(self, question: str, a: str, b: str) -> bool: ...
-
-
-@runtime_checkable
-class EntailmentJudge(EquivalenceJudge, Protocol):
-    """A judge with directional three-way verdicts (NLI), so both clustering variants apply."""
-
-    def implications(self, question: str, a: str, b: str) -> tuple[Implication, Implication]:
-        """``(a ⇒ b, b ⇒ a)``: does ``b`` follow from ``a``, and ``a`` from ``b``."""
-        ...
-
-
-@dataclass
-class EitherJudge:
-    """Equivalent when any member says so; members are asked in order, so put the cheap one first."""
-
-    members: tuple[EquivalenceJudge, ...]
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.members:
-            raise TriggerConfigError("a combined judge needs at least one member")
-        self.name = self.name or "+".join(m.name for m in self.members)
-
-    def prepare(self, question: str, answers: list[str]) -> None:
-        for m in self.members:
-            prepare = getattr(m, "prepare", None)
-            if prepare is not None:
-                prepare(question, answers)
-
-    def equivalent(self, question: str, a: str, b: str) -> bool:
-        return any(m.equivalent(question, a, b) for m in self.members)
+from triggers.judges.base import EitherJudge, EquivalenceJudge
 
 
 JUDGE_NAMES = ("lexical", "embedding", "lexical+embedding", "lm", "nli:MODEL")

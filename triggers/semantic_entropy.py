@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 from triggers.clustering import Clustering, PairJudgments, check_variant, get_semantic_ids
-from triggers.equivalence import DEFAULT_JUDGE, EquivalenceJudge, make_judge
+from triggers.equivalence import DEFAULT_JUDGE, make_judge
+from triggers.judges.base import EquivalenceJudge
 
 ESTIMATORS = ("weighted", "discrete")
 DEFAULT_THRESHOLDS = {"weighted": 1.0, "discrete": 1.0}  # nats; see the README for how they were chosen

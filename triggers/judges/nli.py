@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from triggers.base import TriggerConfigError
-from triggers.equivalence import Implication
+from triggers.judges.base import Implication
 
 _KINDS = (("entail", Implication.ENTAILMENT), ("contradict", Implication.CONTRADICTION), ("neutral", Implication.NEUTRAL))
 

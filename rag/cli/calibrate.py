@@ -8,8 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from rag.commands.bench import add_data_args, add_policy_args, bench_config, user_errors
-from rag.commands.common import add_model_args, finite_float, show_progress
+from rag.cli.bench import add_data_args, add_policy_args, bench_config, user_errors
+from rag.cli.common import add_model_args, finite_float, show_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,6 +1,8 @@
-"""`arag`: the command line. Each subcommand lives in `rag/commands/<name>.py` with
+"""`arag`: the command line, the top layer. Each subcommand lives in `rag/cli/<name>.py` with
 ``register(subparsers)``; this file only dispatches and turns user errors into one line + exit 2.
-Heavy imports (torch, transformers) happen inside the commands, so `arag --help` is instant.
+Only this package imports `benchmarks` (bench, calibrate, study); nothing else in `rag` imports it
+or the CLI. Heavy imports (torch, transformers, faiss) happen inside the commands, so `arag --help`
+is instant.
 """
 from __future__ import annotations
 
@@ -9,14 +11,14 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "rag.commands.ask",
-    "rag.commands.index",
-    "rag.commands.corpus",
-    "rag.commands.bench",
-    "rag.commands.calibrate",
-    "rag.commands.study",
-    "rag.commands.chat",
-    "rag.commands.serve",
+    "rag.cli.ask",
+    "rag.cli.index",
+    "rag.cli.corpus",
+    "rag.cli.bench",
+    "rag.cli.calibrate",
+    "rag.cli.study",
+    "rag.cli.chat",
+    "rag.cli.serve",
 )
 
 
@@ -40,7 +42,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("arag: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,6 +5,13 @@ import argparse
 import math
 import os
 import sys
+from typing import TYPE_CHECKING
+
+from retrievers.kinds import RETRIEVER_KINDS
+
+if TYPE_CHECKING:
+    from rag.lm import LanguageModel
+    from rag.pipeline import Pipeline
 
 
 def finite_float(text: str) -> float:
@@ -33,7 +40,7 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
     src.add_argument("--index", metavar="DIR", help="a saved index (from `arag index build`)")
     if corpus_flag:
         src.add_argument("--corpus", metavar="PATH", nargs="+", help="JSONL(.gz) files or folders of .txt/.md (default: the shipped demo corpus)")
-    g.add_argument("--retriever", default="bm25", choices=("bm25", "faiss", "hybrid", "elasticsearch"), help="retriever kind (default: bm25)")
+    g.add_argument("--retriever", default="bm25", choices=RETRIEVER_KINDS, help="retriever kind (default: bm25)")
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
     add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
 
@@ -74,7 +81,7 @@ def add_trigger_options(g) -> None:
 
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
-    """Everything `Pipeline.from_args` reads: retriever, trigger, model and answer budget."""
+    """Everything `build_pipeline` reads: retriever, trigger, model and answer budget."""
     add_retriever_args(p)
     add_trigger_args(p)
     add_model_args(p)
@@ -111,3 +118,22 @@ def trigger_options(args: argparse.Namespace) -> dict:
 
 def show_progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) -> Pipeline:
+    """The pipeline the arguments of `add_pipeline_args` describe. The retriever is opened before
+    the model is loaded, so a bad index path fails in a second, not after a model load."""
+    from rag.components import open_retriever
+    from rag.loop import LoopConfig
+    from rag.pipeline import Pipeline, load_language_model
+    from rag.registry import build_trigger
+
+    options = trigger_options(args)
+    config = LoopConfig(k=args.k, max_steps=getattr(args, "max_steps", 6),
+                        max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0))
+    retriever = open_retriever(args.retriever, index=args.index, corpus=getattr(args, "corpus", None),
+                               progress=show_progress(), es_url=args.es_url, es_index=args.es_index,
+                               es_mode=getattr(args, "es_mode", "bm25"), es_ca_file=getattr(args, "es_ca_file", None))
+    lm = lm or load_language_model(args.model)
+    trigger = build_trigger(args.trigger, lm=lm, **options)
+    return Pipeline(lm=lm, retriever=retriever, trigger=trigger, config=config, trigger_options=options)

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from rag.commands.common import add_pipeline_args, positive_int
+from rag.cli.common import add_pipeline_args, build_pipeline, positive_int
 
 
 def port_number(text: str) -> int:
@@ -36,14 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from rag.pipeline import Pipeline
     from rag.server import Limits, create_app
 
     api_key = args.api_key or os.environ.get("ARAG_API_KEY") or None
     if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         print(f"arag: warning: serving on {args.host} without --api-key: anyone who can reach it can use the model",
               file=sys.stderr)
-    pipe = Pipeline.from_args(args)
+    pipe = build_pipeline(args)
     app = create_app(pipe, api_key=api_key, limits=Limits(max_body_bytes=args.max_body_bytes,
                                                           max_messages=args.max_messages))
     print(f"arag: serving {', '.join(app.state.service.model_ids())} at http://{args.host}:{args.port}/v1",

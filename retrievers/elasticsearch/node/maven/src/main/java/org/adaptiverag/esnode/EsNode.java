@@ -17,7 +17,7 @@ import org.elasticsearch.plugins.PluginsLoader;
  * Runs one real Elasticsearch node in this JVM until the process is told to stop (SIGTERM).
  *
  * <p>Arguments are {@code key=value} node settings (path.home, http.port, discovery...), passed
- * through unchanged so that {@code es_node.py} decides everything; the system property
+ * through unchanged so that {@code node/launcher.py} decides everything; the system property
  * {@code esnode.modules} names the built modules folder ({@code target/modules}), which becomes
  * {@code path.home/modules}.
  *

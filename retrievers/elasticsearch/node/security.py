@@ -1,6 +1,6 @@
 """Elasticsearch's own security on the local node: file-realm users, API keys, TLS on HTTP.
 
-The node built from `elasticsearch_node/security/` loads x-pack-core and x-pack-security, so a wrong
+The node built from `maven/security/` loads x-pack-core and x-pack-security, so a wrong
 password, a bad API key or a missing CA file meet the real server's answers (401, TLS handshake
 failure), not a stand-in. `NodeSecurity` says what the node gets; `ElasticsearchNode(security=...)`
 writes it into the node's config folder before the node starts:

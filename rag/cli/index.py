@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from rag.commands.common import add_elasticsearch_args, positive_int, show_progress
+from rag.cli.common import add_elasticsearch_args, positive_int, show_progress
+from retrievers.kinds import RETRIEVER_KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     isub = p.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     b = isub.add_parser("build", help="index a corpus for retrieval (written to a temporary folder, then renamed)")
     b.add_argument("corpus", nargs="+", help="JSONL(.gz) files or folders of .txt/.md")
-    b.add_argument("--retriever", default="bm25", choices=("bm25", "faiss", "hybrid", "elasticsearch"))
+    b.add_argument("--retriever", default="bm25", choices=RETRIEVER_KINDS)
     b.add_argument("--out", help="index folder to write (required except for elasticsearch)")
     b.add_argument("--backend", default="bm25s", choices=("bm25s", "rank-bm25"), help="BM25 implementation (default: bm25s)")
     b.add_argument("--index-type", default="flat", choices=("flat", "hnsw"), help="FAISS index type (default: flat)")
@@ -30,7 +31,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.chunk_words:
         docs = chunk_words(docs, size=args.chunk_words, overlap=args.chunk_overlap)
     if args.retriever == "elasticsearch":
-        from retrievers.elasticsearch import ElasticsearchRetriever
+        from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
         es = ElasticsearchRetriever.from_env(url=args.es_url, index=args.es_index, mode=args.es_mode, ca_file=args.es_ca_file)
         es.index_documents(docs, progress=show_progress())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,12 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from corpora.cli_corpus import corpus_index_command
-    from rag.commands.common import show_progress
+    """Build the index and say what was indexed; bad input raises `CorpusError` (exit 2)."""
+    from corpora.infinigram_index import build_index
+    from rag.cli.common import show_progress
 
     tokenizer = args.tokenizer
     if tokenizer is None:  # the default model's tokenizer, so counts line up with what it generates
         from rag.hf_model import load_default_tokenizer
 
         tokenizer = load_default_tokenizer()
-    return corpus_index_command(args.paths, args.out, tokenizer, progress=show_progress())
+    report = build_index(list(args.paths), args.out, tokenizer, progress=show_progress())
+    print(f"indexed {report.documents:,} documents, {report.tokens:,} tokens "
+          f"({report.text_bytes / 1e6:.1f} MB of text) in {report.seconds:.1f} s "
+          f"({report.mb_per_second:.2f} MB/s) → {report.path}", file=sys.stderr)
+    return 0

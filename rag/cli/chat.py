@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from rag.commands.common import add_pipeline_args
+from rag.cli.common import add_pipeline_args, build_pipeline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rag.chat import ChatSession, run_chat
-    from rag.pipeline import Pipeline
 
-    pipe = Pipeline.from_args(args)
+    pipe = build_pipeline(args)
     return run_chat(ChatSession(pipe))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from rag.commands.common import add_pipeline_args
+from rag.cli.common import add_pipeline_args, build_pipeline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,12 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rag.errors import UsageError
-    from rag.pipeline import Pipeline
     from rag.trace import json_text
 
     if not args.question.strip():
         raise UsageError("question is empty")
-    pipe = Pipeline.from_args(args)
+    pipe = build_pipeline(args)
     answer = pipe.ask(args.question)
     if args.json:
         print(json_text(answer.to_dict()))

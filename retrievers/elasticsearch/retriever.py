@@ -25,7 +25,7 @@ from corpora.documents import Document
 from retrievers.base import Passage, check_k
 from retrievers.bm25 import DEFAULT_B, DEFAULT_K1
 from retrievers.embeddings import DEFAULT_EMBEDDING_MODEL
-from retrievers.es_connection import (
+from retrievers.elasticsearch.connection import (
     DEFAULT_INDEX, Connection, ElasticsearchError, check_index_name, index_missing, translate,
 )
 from retrievers.hybrid import DEFAULT_POOL, DEFAULT_RRF_K  # the in-process hybrid's, measured there

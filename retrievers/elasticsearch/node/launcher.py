@@ -1,24 +1,24 @@
 """A real Elasticsearch 9 node on 127.0.0.1, built from Maven Central jars, for tests and local use.
 
-No Elasticsearch comes from PyPI or Debian, so `elasticsearch_node/` beside this file is a tiny Maven
+No Elasticsearch comes from PyPI or Debian, so `maven/` beside this file is a tiny Maven
 project: the server jar, its netty4 HTTP/transport module and a launcher class (see its pom.xml for
-why not codelibs' cluster runner), and `elasticsearch_node/security/`, which adds Elasticsearch's own
+why not codelibs' cluster runner), and `maven/security/`, which adds Elasticsearch's own
 security (x-pack-core, x-pack-security). `build()` runs `mvn package` on both once (jars land in ~/.m2
-and `elasticsearch_node/target/`); `ElasticsearchNode` starts a node on free ports, waits for the cluster
+and `maven/target/`); `ElasticsearchNode` starts a node on free ports, waits for the cluster
 health it needs, and stops it on SIGTERM. Elasticsearch 9 needs Java 21+: the JDK is found through
 ``ARAG_ES_JAVA_HOME``, ``JAVA_HOME`` or the usual install folders.
 
-    python -m retrievers.es_node build             # once; ~85 s cold (127 MB of jars into ~/.m2)
-    python -m retrievers.es_node start             # background node; prints its URL
-    ARAG_ES_PASSWORD=... python -m retrievers.es_node start --user arag [--tls]
+    python -m retrievers.elasticsearch.node build             # once; ~85 s cold (127 MB of jars into ~/.m2)
+    python -m retrievers.elasticsearch.node start             # background node; prints its URL
+    ARAG_ES_PASSWORD=... python -m retrievers.elasticsearch.node start --user arag [--tls]
                                                    # the same with security: a superuser, HTTPS
-    python -m retrievers.es_node stop              # stops the node `start` left running
-    python -m retrievers.es_node run               # foreground node until Ctrl-C
+    python -m retrievers.elasticsearch.node stop              # stops the node `start` left running
+    python -m retrievers.elasticsearch.node run               # foreground node until Ctrl-C
 
 The node skips the distribution's launcher, which refuses to run as root: CI runs as root. It binds
 to loopback only (so production bootstrap checks do not apply) and turns the disk-watermark allocator
 off so a nearly full disk cannot make indexes read-only. Without ``security`` it loads no x-pack at
-all (open HTTP); with it, see `es_node_security.py`.
+all (open HTTP); with it, see `security.py`.
 """
 from __future__ import annotations
 
@@ -42,16 +42,16 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from retrievers.base import RetrieverError
-from retrievers.es_node_security import CA_FILE, NodeSecurity, NodeSecurityError
+from retrievers.elasticsearch.node.security import CA_FILE, NodeSecurity, NodeSecurityError
 
-NODE_PROJECT = Path(__file__).resolve().parent / "elasticsearch_node"
+NODE_PROJECT = Path(__file__).resolve().parent / "maven"
 TARGET = NODE_PROJECT / "target"
 LAUNCHER_JAR = TARGET / "elasticsearch-node-1.0.jar"
 SECURITY_PROJECT = NODE_PROJECT / "security"
 SECURE_MODULES = TARGET / "modules-security"  # the modules plus x-pack-core and x-pack-security
 MAIN_CLASS = "org.adaptiverag.esnode.EsNode"
 MIN_JAVA = 21
-STATE_DIR = NODE_PROJECT.parents[1] / ".arag-cache" / "es-node"
+STATE_DIR = Path(__file__).resolve().parents[3] / ".arag-cache" / "es-node"  # the repository root's
 JVM_FLAGS = (  # the distribution's jvm.options that matter here
     "-XX:+UseG1GC",
     "-Dfile.encoding=UTF-8",
@@ -323,7 +323,7 @@ def _alive(pid: int) -> bool:
 def _cmd_stop(args: argparse.Namespace) -> int:
     state = _state_file()
     if not state.exists():
-        print("no node started by `python -m retrievers.es_node start`", file=sys.stderr)
+        print("no node started by `python -m retrievers.elasticsearch.node start`", file=sys.stderr)
         return 0
     pid = json.loads(state.read_text())["pid"]
     if _alive(pid):
@@ -350,7 +350,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retrievers.es_node", description="A local Elasticsearch node built from Maven Central jars.")
+    parser = argparse.ArgumentParser(prog="python -m retrievers.elasticsearch.node", description="A local Elasticsearch node built from Maven Central jars.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build", help="mvn package the node (once)").set_defaults(func=lambda a: (build(force=a.force, quiet=False), 0)[1])
     sub.choices["build"].add_argument("--force", action="store_true")
@@ -366,9 +366,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (NodeError, NodeSecurityError) as exc:
-        print(f"es_node: error: {exc}", file=sys.stderr)
+        print(f"retrievers.elasticsearch.node: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

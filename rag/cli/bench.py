@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from rag.commands.common import add_model_args, add_trigger_options, positive_int, show_progress
+from rag.cli.common import add_model_args, add_trigger_options, positive_int, show_progress
+from retrievers.kinds import INDEX_KINDS
 
 DEFAULT_POLICIES = "never,always,token-confidence"
 
@@ -27,7 +28,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_policy_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("retrieval and triggers")
-    g.add_argument("--retriever", default="bm25", choices=("bm25", "faiss", "hybrid"), help="retriever kind (default: bm25)")
+    g.add_argument("--retriever", default="bm25", choices=tuple(INDEX_KINDS), help="retriever kind (default: bm25)")
     g.add_argument("--corpus", default=None, choices=("own", "union"),
                    help="the set's own passages, or the union of every shared corpus (default: own when the set has passages)")
     g.add_argument("--index", default=None, metavar="DIR", help="a saved index instead of --corpus")
@@ -73,7 +74,7 @@ def user_errors() -> Iterator[None]:
 def bench_config(args: argparse.Namespace, policies: tuple[str, ...]):
     from benchmarks.datasets import default_corpus_choice
     from benchmarks.runner import BenchConfig
-    from rag.commands.common import trigger_options
+    from rag.cli.common import trigger_options
 
     options = {k: v for k, v in trigger_options(args).items() if v is not None and v != {}}
     return BenchConfig(dataset=args.dataset, policies=policies, split=args.split, relation=args.relation,
