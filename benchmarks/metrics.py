@@ -1,7 +1,8 @@
 """Answer metrics (SQuAD-style) and the quality of an uncertainty score as a predictor of errors.
 
 - ``exact_match`` / ``token_f1``: the SQuAD v1.1 evaluation script's normalisation (lower case,
-  punctuation and the articles a/an/the removed, whitespace collapsed), max over the references.
+  punctuation and the articles a/an/the removed, whitespace collapsed; `corpora.text`, shared with
+  the lexical equivalence judge), max over the references.
 - ``contains``: a normalised reference occurs in the normalised answer on word boundaries — the
   usual "accuracy" for small models, which answer in a sentence rather than a span.
 - ``roc_auc``: probability that a wrong answer scores higher than a right one (ties count 1/2).
@@ -15,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-# One SQuAD normalisation for the whole project: the lexical equivalence judge uses it too.
-from triggers.judges.lexical import normalize_answer
-from triggers.judges.lexical import token_f1 as _token_f1
+from corpora.text import contains as _contains
+from corpora.text import normalize_answer
+from corpora.text import token_f1 as _token_f1
 
 
 def exact_match(prediction: str, references: Sequence[str]) -> float:
@@ -31,8 +32,8 @@ def token_f1(prediction: str, references: Sequence[str]) -> float:
 
 
 def contains(prediction: str, references: Sequence[str]) -> float:
-    p = f" {normalize_answer(prediction)} "
-    return float(any(n and f" {n} " in p for n in (normalize_answer(r) for r in references)))
+    p = normalize_answer(prediction).split()
+    return float(any(_contains(p, normalize_answer(r).split()) for r in references))
 
 
 METRICS = {"contains": contains, "em": exact_match, "f1": token_f1}

@@ -15,14 +15,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from transformers.utils.hub import is_offline_mode  # HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE
 
 from corpora.cache import cache_dir
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
-        os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
 def _gguf_cache_path(gguf: Path) -> Path:
@@ -76,13 +72,13 @@ def load_model_and_tokenizer(model_id_or_path: str | os.PathLike):
             return AutoModelForCausalLM.from_pretrained(p), AutoTokenizer.from_pretrained(p)
         if p.suffix == ".gguf" or os.sep in str(model_id_or_path) or str(model_id_or_path).startswith("."):
             raise ModelError(f"model path not found: {model_id_or_path}")
-        kw = {"local_files_only": True} if _offline() else {}
+        kw = {"local_files_only": True} if is_offline_mode() else {}
         return (AutoModelForCausalLM.from_pretrained(str(model_id_or_path), **kw),
                 AutoTokenizer.from_pretrained(str(model_id_or_path), **kw))
     except ModelError:
         raise
     except (OSError, ValueError) as exc:
-        hint = " (offline: only local paths and already-cached hub ids work)" if _offline() else ""
+        hint = " (offline: only local paths and already-cached hub ids work)" if is_offline_mode() else ""
         raise ModelError(f"cannot load model {str(model_id_or_path)!r}{hint}: {str(exc).splitlines()[0]}") from None
 
 

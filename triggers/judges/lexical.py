@@ -1,4 +1,5 @@
-"""The lexical judge: SQuAD answer normalisation, then equality, containment or token F1.
+"""The lexical judge: SQuAD answer normalisation, then equality, containment or token F1
+(`corpora.text`, which the benchmark metrics share).
 
 Sampled answers are often sentences that restate the question ("The capital of France is
 Paris."). Tokens that also occur in the question carry no answer, and leaving them in makes
@@ -7,35 +8,10 @@ Paris."). Tokens that also occur in the question carry no answer, and leaving th
 """
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from dataclasses import dataclass
 
+from corpora.text import contains, normalize_answer, token_f1
 from triggers.base import TriggerConfigError
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lower-case, strip punctuation and articles, collapse whitespace."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
-
-
-def token_f1(a: list[str], b: list[str]) -> float:
-    """SQuAD token F1 between two token lists (bag-of-tokens overlap)."""
-    common = sum((Counter(a) & Counter(b)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(a), common / len(b)
-    return 2 * precision * recall / (precision + recall)
-
-
-def contains(longer: list[str], shorter: list[str]) -> bool:
-    """``shorter`` occurs in ``longer`` as a contiguous token run (so "1" is not in "1990")."""
-    n = len(shorter)
-    return n > 0 and any(longer[i : i + n] == shorter for i in range(len(longer) - n + 1))
 
 
 @dataclass

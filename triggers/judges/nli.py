@@ -49,9 +49,9 @@ class NLIJudge:
     @classmethod
     def load(cls, model_id_or_path: str | os.PathLike, condition_on_question: bool = True) -> "NLIJudge":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils.hub import is_offline_mode
 
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        kw = {"local_files_only": True} if offline or Path(model_id_or_path).expanduser().exists() else {}
+        kw = {"local_files_only": True} if is_offline_mode() or Path(model_id_or_path).expanduser().exists() else {}
         try:
             tok = AutoTokenizer.from_pretrained(str(model_id_or_path), **kw)
             model = AutoModelForSequenceClassification.from_pretrained(str(model_id_or_path), **kw)
