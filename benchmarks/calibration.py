@@ -10,7 +10,9 @@ import math
 from typing import Any, Sequence
 
 from benchmarks.policies import step_scores
-from benchmarks.report import _aggregate, _Scorer
+from benchmarks.bootstrap import resample_weights
+from benchmarks.quality import Questions, operating_point
+from benchmarks.report import Scorer, aggregate, fmt_ci
 from benchmarks.runner import BenchError
 
 
@@ -31,10 +33,10 @@ def candidate_cuts(scores: Sequence[float]) -> list[float]:
 
 def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | None) -> tuple[float, dict[str, Any]]:
     """The cut with the best accuracy (retrieval rate ≤ ``budget`` when given); ties → less retrieval."""
-    scorer = _Scorer()
+    scorer = Scorer()
     best: tuple[float, dict[str, Any]] | None = None
     for cut in candidate_cuts(step_scores(records, policy)):
-        row = _aggregate(records, policy, cut, scorer)
+        row = aggregate(records, policy, cut, scorer)
         if budget is not None and row["retrieval_rate"] > budget + 1e-12:
             continue
         if best is None or (row[metric], -row["retrieval_rate"]) > (best[1][metric], -best[1]["retrieval_rate"]):
@@ -67,33 +69,41 @@ def calibrate(records: Sequence[dict], policy: str, metric: str = "contains", bu
     if "signals" not in records[0] or policy not in records[0]["signals"]:
         raise BenchError(f"no cached {policy} signals in these results (single-step runs only)")
     cal, held = split_halves(records)
-    cut, cal_row = pick_cut(cal, policy, metric, budget)
+    cut, _ = pick_cut(cal, policy, metric, budget)
     setting = threshold_setting(policy, cut, records[0]["signals"][policy].get("details", {}))
-    scorer = _Scorer()
     return {
         "policy": policy, "metric": metric, "budget": budget, "cut": cut, "setting": setting,
-        "calibration": {"questions": len(cal), "chosen": cal_row, "configured": _aggregate(cal, policy, None, scorer)},
-        "held_out": {"questions": len(held), "chosen": _aggregate(held, policy, cut, scorer),
-                     "configured": _aggregate(held, policy, None, scorer),
-                     "never": _aggregate(held, "never", None, scorer), "always": _aggregate(held, "always", None, scorer)},
+        "calibration": {"questions": len(cal), **_rows(cal, metric, {"chosen": (policy, cut), "configured": (policy, None)})},
+        "held_out": {"questions": len(held), **_rows(held, metric, {"chosen": (policy, cut), "configured": (policy, None),
+                                                                    "never": ("never", None), "always": ("always", None)})},
     }
 
 
+def _rows(records: Sequence[dict], metric: str, wanted: dict[str, tuple[str, float | None]]) -> dict[str, dict[str, Any]]:
+    """Each (policy, cut)'s aggregate row with its accuracy interval and random / oracle at its retrieval rate."""
+    scorer = Scorer()
+    q = Questions(records, lambda r, text: scorer(r, text)[metric], resample_weights(len(records)))
+    return {name: {**aggregate(records, policy, cut, scorer),
+                   **{k: v for k, v in operating_point(q, policy, cut).items() if not k.startswith("_")}}
+            for name, (policy, cut) in wanted.items()}
+
+
 def render(result: dict[str, Any], configured_threshold: Any) -> str:
+    """The calibration table: every row with its 95 % interval, random triggering and the oracle at its rate."""
     m = result["metric"]
-    lines = [f"| split | policy | threshold | accuracy ({m}) | retrieval rate | s/q |", "|---|---|---|---|---|---|"]
+    lines = [f"| split | policy | threshold | accuracy ({m}) | retrieval rate | random at this rate | oracle at this rate | "
+             "Δ vs random | s/q |", "|---|---|---|---|---|---|---|---|---|"]
 
     def row(split: str, name: str, thr: Any, r: dict) -> str:
-        return f"| {split} | {name} | {thr} | {100 * r[m]:.1f} % | {100 * r['retrieval_rate']:.1f} % | {r['seconds_per_q']:.2f} |"
+        return (f"| {split} | {name} | {thr} | {fmt_ci(r['accuracy'], r['accuracy_ci'], True)} | {100 * r['retrieval_rate']:.1f} % | "
+                f"{100 * r['random_at_rate']:.1f} % | {100 * r['oracle_at_rate']:.1f} % | "
+                f"{fmt_ci(r['vs_random'], r['vs_random_ci'], True, signed=True)} | {r['seconds_per_q']:.2f} |")
 
     thr = f"{result['setting']['threshold']:.4g}"
     p = result["policy"]
-    lines.append(row(f"calibration ({result['calibration']['questions']})", p, f"{thr} (chosen)", result["calibration"]["chosen"]))
-    lines.append(row(f"calibration ({result['calibration']['questions']})", p, f"{configured_threshold} (configured)", result["calibration"]["configured"]))
-    held = result["held_out"]
-    for name, label in (("chosen", f"{thr} (chosen)"), ("configured", f"{configured_threshold} (configured)")):
-        lines.append(row(f"held-out ({held['questions']})", p, label, held[name]))
-    lines.append(row(f"held-out ({held['questions']})", "never", "–", held["never"]))
-    lines.append(row(f"held-out ({held['questions']})", "always", "–", held["always"]))
+    cal, held = result["calibration"], result["held_out"]
+    labels = {"chosen": f"{thr} (chosen)", "configured": f"{configured_threshold} (configured)"}
+    lines += [row(f"calibration ({cal['questions']})", p, labels[k], cal[k]) for k in ("chosen", "configured")]
+    lines += [row(f"held-out ({held['questions']})", p, labels[k], held[k]) for k in ("chosen", "configured")]
+    lines += [row(f"held-out ({held['questions']})", k, "–", held[k]) for k in ("never", "always")]
     return "\n".join(lines)
-

@@ -5,7 +5,8 @@
   the lexical equivalence judge), max over the references.
 - ``contains``: a normalised reference occurs in the normalised answer on word boundaries — the
   usual "accuracy" for small models, which answer in a sentence rather than a span.
-- ``roc_auc``: probability that a wrong answer scores higher than a right one (ties count 1/2).
+- ``roc_auc``: probability that a wrong answer scores higher than a right one (ties count 1/2);
+  ``weighted_roc_auc`` computes it under bootstrap resampling weights.
 - ``prr``: LM-Polygraph's prediction-rejection ratio. Rejecting the most uncertain questions first,
   the mean quality of the kept ones traces a curve; PRR = (area under it − random's) /
   (oracle's − random's): 1 is a perfect ranking, 0 is chance.
@@ -51,21 +52,34 @@ def _tie_runs(sorted_values: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def weighted_roc_auc(scores: Sequence[float], labels: Sequence[bool], weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC of ``scores`` for ``labels`` under each row of question ``weights`` (B, n) → (B,).
+
+    Weighted Mann-Whitney: the weighted share of (positive, negative) pairs where the positive
+    scores higher, ties counting one half — scikit-learn's ``roc_auc_score(labels, scores,
+    sample_weight=w)`` (a test checks they agree), for all bootstrap resamples at once. Infinite
+    scores rank like any other value. NaN where a row has no positive or no negative weight."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    order = np.argsort(s, kind="mergesort")
+    starts = [start for start, _ in _tie_runs(s[order])]
+    ws, ys = w[:, order], y[order]
+    pos = np.add.reduceat(ws * ys, starts, axis=1)  # weight of positives per tie group, ascending score
+    neg = np.add.reduceat(ws * ~ys, starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    pairs = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, (pos * (below + neg / 2)).sum(axis=1) / np.where(pairs > 0, pairs, 1.0), np.nan)
+
+
 def roc_auc(scores: Sequence[float], errors: Sequence[bool]) -> float | None:
     """ROC-AUC of ``scores`` (higher = "the model does not know") for ``errors`` (True = wrong).
     None when only one class is present (undefined)."""
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(errors, dtype=bool)
-    pos, neg = s[y], s[~y]
-    if len(pos) == 0 or len(neg) == 0:
+    if len(scores) == 0:
         return None
-    # Mann-Whitney U with mid-ranks for ties; infinite scores rank like any other value
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    for start, stop in _tie_runs(s[order]):
-        ranks[order[start:stop]] = (start + stop - 1) / 2 + 1  # the run's mean 1-based rank
-    u = ranks[y].sum() - len(pos) * (len(pos) + 1) / 2
-    return float(u / (len(pos) * len(neg)))
+    auc = float(weighted_roc_auc(scores, errors, np.ones((1, len(scores))))[0])
+    return auc if np.isfinite(auc) else None
 
 
 def rejection_area(uncertainty: Sequence[float], quality: Sequence[float]) -> float:

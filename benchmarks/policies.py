@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from benchmarks.costs import add
+from corpora.jsonfloat import read_float
 
 SWEEP_POINTS = 21  # score quantiles 0, 5, ..., 100 %
 FIXED_POLICIES = ("never", "always")  # no trigger: closed-book only, retrieval every time
@@ -29,7 +30,7 @@ class Outcome:
 
 
 def _score(s: Any) -> float:
-    return float(s)  # JSON keeps infinite scores as "inf"/"-inf", which float() reads back
+    return float(read_float(s))  # results keep infinite scores as "inf"/"-inf"
 
 
 def _fires(sig: dict[str, Any], cut: float | None) -> bool:
@@ -59,6 +60,15 @@ def outcome(record: dict[str, Any], policy: str, cut: float | None = None) -> Ou
     if _fires(sig, cut):
         return Outcome(rag["text"], bool(rag["passage_ids"]), add(base, rag["costs"]), True)
     return Outcome(closed["text"], False, base, False)
+
+
+def decision_score(record: dict[str, Any], policy: str) -> float:
+    """The score a cut of ``policy`` is compared with on this (single-step) question: the
+    pre-retrieval draft's when the question check fired, else the closed-book draft's."""
+    pre = record.get("pre", {}).get(policy)
+    if pre is not None and pre["signal"]["fired"]:
+        return _score(pre["step"]["score"])
+    return _score(record["signals"][policy]["score"])
 
 
 def sweepable(policy: str, records: Sequence[dict[str, Any]]) -> bool:

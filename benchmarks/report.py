@@ -8,17 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from benchmarks.bootstrap import LEVEL, RESAMPLES, SEED, resample_weights
 from benchmarks.costs import COST_KEYS, add
-from benchmarks.metrics import METRICS, prr, roc_auc, score_answer
+from benchmarks.metrics import METRICS, score_answer
+from benchmarks.plots import plot
 from benchmarks.policies import FIXED_POLICIES, outcome, step_scores, sweep_cuts, sweepable
+from benchmarks.quality import Questions, curves, policy_rows, signal_columns, signal_rows, strip_private
 from corpora.atomic import write_json_atomic, write_text_atomic
+from corpora.jsonfloat import encode_floats
 
 
-class _Scorer:
+class Scorer:
     """Metric values of (question, answer text), computed once: sweeps re-read the same texts."""
 
     def __init__(self) -> None:
@@ -35,7 +38,7 @@ def _closed_text(record: dict[str, Any]) -> str:
     return record["live"]["never"]["text"] if "live" in record else record["closed_book"]["text"]
 
 
-def _aggregate(records: Sequence[dict], policy: str, cut: float | None, scorer: _Scorer) -> dict[str, Any]:
+def aggregate(records: Sequence[dict], policy: str, cut: float | None, scorer: Scorer) -> dict[str, Any]:
     n = len(records)
     outs = [outcome(r, policy, cut) for r in records]
     row: dict[str, Any] = {name: sum(scorer(r, o.text)[name] for r, o in zip(records, outs)) / n for name in METRICS}
@@ -46,41 +49,7 @@ def _aggregate(records: Sequence[dict], policy: str, cut: float | None, scorer: 
     return row
 
 
-def _signals(records: Sequence[dict], policies: Sequence[str], scorer: _Scorer, metric: str) -> list[dict[str, Any]]:
-    """ROC-AUC / PRR of each score against closed-book correctness (error = metric 0)."""
-    quality = [scorer(r, _closed_text(r))[metric] for r in records]
-    columns: dict[str, list[float | None]] = {}
-    live = "live" in records[0]
-    for p in policies:
-        if p in FIXED_POLICIES:
-            continue
-        if live:
-            columns[p] = [(r["live"][p]["first_step"] or {}).get("score") for r in records]
-        else:
-            columns[p] = [float(r["signals"][p]["score"]) for r in records]
-            if any(p in r.get("pre", {}) for r in records):
-                columns[f"{p} (question check)"] = [float(r["pre"][p]["signal"]["score"]) if p in r.get("pre", {}) else None
-                                                    for r in records]
-    if not live:
-        for name in records[0].get("extra_signals", {}):
-            values = [float(r["extra_signals"][name]) for r in records]
-            if values not in columns.values():  # e.g. the token-confidence policy's own aggregation
-                columns[name] = values
-    rows = []
-    for name, scores in columns.items():
-        pairs = [(s, q) for s, q in zip(scores, quality) if s is not None]
-        # infinite scores (an empty draft) are the most uncertain; clip them for the rank statistics
-        finite = [s for s, _ in pairs if math.isfinite(s)]
-        hi, lo = (max(finite) + 1, min(finite) - 1) if finite else (1.0, -1.0)
-        ss = [min(max(s, lo), hi) for s, _ in pairs]
-        qs = [q for _, q in pairs]
-        rows.append({"signal": name, "n": len(pairs), "errors": sum(1 for q in qs if q == 0),
-                     "roc_auc": roc_auc(ss, [q == 0 for q in qs]) if pairs else None,
-                     "prr": prr(ss, qs) if pairs else None})
-    return rows
-
-
-def _catches(records: Sequence[dict], triggers: Sequence[str], scorer: _Scorer, metric: str) -> tuple[list, dict]:
+def _catches(records: Sequence[dict], triggers: Sequence[str], scorer: Scorer, metric: str) -> tuple[list, dict]:
     """Questions where exactly one trigger fired and its retrieval fixed a wrong closed-book answer."""
     unique, fixed_counts = [], {t: {"fixes": 0, "unique_fixes": 0} for t in triggers}
     for r in records:
@@ -98,94 +67,70 @@ def _catches(records: Sequence[dict], triggers: Sequence[str], scorer: _Scorer, 
 
 
 def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "contains",
-              thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
+              thresholds: dict[str, Any] | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
+    """Every figure of the report, with bootstrap intervals (``resamples`` seeded resamples of questions)."""
     if not records:
         raise ValueError("no results to summarise")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    scorer = _Scorer()
+    scorer = Scorer()
     thresholds = thresholds or {}
-    rows = [{"policy": p, "threshold": thresholds.get(p), **_aggregate(records, p, None, scorer)} for p in policies]
+    q = Questions(records, lambda r, text: scorer(r, text)[metric], resample_weights(len(records), resamples, seed))
+    base = [{"policy": p, "threshold": thresholds.get(p), **aggregate(records, p, None, scorer)} for p in policies]
     sweeps = {}
     for p in policies:
         if sweepable(p, records):
-            sweeps[p] = [{"cut": c, **_aggregate(records, p, c, scorer)} for c in sweep_cuts(step_scores(records, p))]
+            sweeps[p] = [{"cut": c, **aggregate(records, p, c, scorer)} for c in sweep_cuts(step_scores(records, p))]
     triggers = [p for p in policies if p not in FIXED_POLICIES]
     unique, fix_counts = _catches(records, triggers, scorer, metric)
     wall = sum(r["wall_seconds"] for r in records)
-    alone = {row["policy"]: row["total_seconds"] for row in rows}
+    alone = {row["policy"]: row["total_seconds"] for row in base}
     costliest = max(alone, key=alone.get)
     return {
-        "questions": len(records), "metric": metric, "policies": rows, "sweeps": sweeps,
-        "signals": _signals(records, policies, scorer, metric), "catches": {"unique": unique, "counts": fix_counts},
+        "questions": len(records), "metric": metric,
+        "bootstrap": {"resamples": resamples, "seed": seed, "level": LEVEL, "unit": "question"},
+        "references": q.references(), "policies": strip_private(policy_rows(q, policies, base)), "sweeps": sweeps,
+        "curves": curves(q, policies), "signals": strip_private(signal_rows(q, signal_columns(records, policies))),
+        "catches": {"unique": unique, "counts": fix_counts},
         "performance": {"benchmark_wall_seconds": wall, "policy_seconds": alone, "sum_of_policies_seconds": sum(alone.values()),
                         "costliest_policy": costliest, "ratio_to_costliest": wall / alone[costliest] if alone[costliest] else None},
     }
 
 
 # -- files ----------------------------------------------------------------------------------------
-def _clean(obj: Any) -> Any:
-    """JSON without NaN/Infinity (strict parsers reject them)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+CI_FIELDS = ("accuracy", "vs_random", "gain", "area_above_random", "roc_auc", "roc_auc_helps")
+
+
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row flattened for the CSV: each interval as ``NAME_lo``/``NAME_hi``, the best-other comparison as ``vs_best_*``."""
+    out = dict(row)
+    for name in CI_FIELDS:
+        ci = row.get(f"{name}_ci")
+        out[f"{name}_lo"], out[f"{name}_hi"] = ci if ci else ("", "")
+    best = row.get("vs_best")
+    if best:
+        out["vs_best"] = best.get("policy") or best.get("signal")
+        out["vs_best_diff"], (out["vs_best_lo"], out["vs_best_hi"]) = best["diff"], best["diff_ci"] or ("", "")
+    return out
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
-    write_json_atomic(out_dir / "summary.json", _clean(summary))
-    fields = ["policy", "kind", "threshold", "cut", *METRICS, "retrieval_rate", *(f"{k}_per_q" for k in COST_KEYS)]
+    write_json_atomic(out_dir / "summary.json", encode_floats(summary))
+    intervals = [f"{n}{s}" for n in CI_FIELDS for s in ("", "_lo", "_hi")]
+    fields = ["kind", "policy", "signal", "threshold", "cut", *METRICS, "retrieval_rate", *(f"{k}_per_q" for k in COST_KEYS),
+              "random_at_rate", "oracle_at_rate", *intervals, "vs_best", "vs_best_diff", "vs_best_lo", "vs_best_hi",
+              "n", "errors", "helps", "prr", "prr_helps"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
     for row in summary["policies"]:
-        w.writerow({**row, "kind": "configured", "cut": ""})
+        w.writerow({**_csv_row(row), "kind": "configured"})
     for policy, points in summary["sweeps"].items():
         for pt in points:
-            w.writerow({**pt, "policy": policy, "kind": "sweep", "threshold": ""})
+            w.writerow({**encode_floats(pt), "policy": policy, "kind": "sweep"})
+    for row in summary["signals"]:
+        w.writerow({**_csv_row(row), "kind": "signal"})
     write_text_atomic(out_dir / "summary.csv", buf.getvalue())
-
-
-def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = summary["metric"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for policy, points in summary["sweeps"].items():
-        pts = sorted(points, key=lambda p: p["retrieval_rate"])
-        line, = ax.plot([p["retrieval_rate"] for p in pts], [p[metric] for p in pts], marker=".", label=f"{policy} (sweep)")
-        conf = next(r for r in summary["policies"] if r["policy"] == policy)
-        ax.plot(conf["retrieval_rate"], conf[metric], marker="*", markersize=13, color=line.get_color(), linestyle="none")
-    for row in summary["policies"]:
-        if row["policy"] not in summary["sweeps"]:
-            ax.plot(row["retrieval_rate"], row[metric], marker="o", markersize=8, linestyle="none", label=row["policy"])
-    ax.set_xlabel("retrieval rate (fraction of questions that retrieved)")
-    ax.set_ylabel(f"accuracy ({metric})")
-    ax.set_title(f"Accuracy vs. retrieval rate, {summary['questions']} questions (★ = configured threshold)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "accuracy_vs_retrieval.png", dpi=120)
-    plt.close(fig)
-
-    sigs = [s for s in summary["signals"] if s["roc_auc"] is not None]
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * max(len(sigs), 2) + 1.2))
-    ax.barh([s["signal"] for s in sigs], [s["roc_auc"] for s in sigs], color="tab:blue")
-    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("ROC-AUC for a wrong closed-book answer (0.5 = chance)")
-    ax.set_title(f"Signal quality, {summary['questions']} questions", fontsize=9)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(out_dir / "signal_auc.png", dpi=120)
-    plt.close(fig)
-    return ["accuracy_vs_retrieval.png", "signal_auc.png"]
 
 
 def _f(x: Any, digits: int = 3) -> str:
@@ -200,14 +145,70 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def fmt_ci(value: float | None, ci: list[float] | None, pct: bool = False, signed: bool = False) -> str:
+    """``value [lo, hi]``: percentages (percentage points when ``signed``) or numbers; – when undefined."""
+    if value is None:
+        return "–"
+    sign = "+" if signed else ""
+
+    def fmt(v: float) -> str:
+        digits = 1 if pct else 3
+        return f"{round(100 * v if pct else v, digits) + 0.0:{sign}.{digits}f}"  # + 0.0: no "-0.0"
+
+    unit = (" pp" if signed else " %") if pct else ""
+    return f"{fmt(value)}{unit} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else f"{fmt(value)}{unit}"
+
+
+def _vs_best(row: dict[str, Any], pct: bool) -> str:
+    best = row.get("vs_best")
+    if not best:
+        return "–"
+    return f"{fmt_ci(best['diff'], best['diff_ci'], pct, signed=True)} vs {best.get('policy') or best.get('signal')}"
+
+
+def references_text(summary: dict[str, Any]) -> str:
+    ref = summary["references"]
+    b = summary["bootstrap"]
+    return (f"References on these {ref['questions']} questions: never {fmt_ci(ref['never'], ref['never_ci'], True)}, always "
+            f"{fmt_ci(ref['always'], ref['always_ci'], True)}; retrieval is needed (closed-book wrong) on {ref['retrieval_needed']}, "
+            f"helps (wrong → right) on {ref['retrieval_helps']} and hurts (right → wrong) on {ref['retrieval_hurts']}. "
+            f"*Random* fires on a random fraction of questions (the straight line never → always, area {ref['random_area']:.4f}); "
+            f"the *oracle* retrieves exactly where it helps (area {ref['oracle_area']:.4f}). "
+            f"[brackets] = {100 * b['level']:.0f} % bootstrap intervals over {b['resamples']} resamples of questions (seed {b['seed']}); "
+            "differences are paired (the same resampled questions on both sides).")
+
+
 def policy_table(summary: dict[str, Any]) -> str:
     m = summary["metric"]
-    lines = [f"| policy | threshold | accuracy ({m}) | EM | F1 | retrieval rate | retriever calls/q | LM calls/q | prompt tok/q | generated tok/q | s/q |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| policy | threshold | accuracy ({m}) | retrieval rate | random at this rate | oracle at this rate | "
+             "Δ vs random | adaptive gain | Δ vs best other | LM calls/q | generated tok/q | s/q |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["policies"]:
-        lines.append(f"| {r['policy']} | {_f(r['threshold'])} | {_pct(r[m])} | {_pct(r['em'])} | {_pct(r['f1'])} | "
-                     f"{_pct(r['retrieval_rate'])} | {r['retriever_calls_per_q']:.2f} | {r['lm_calls_per_q']:.2f} | "
-                     f"{r['prompt_tokens_per_q']:.0f} | {r['generated_tokens_per_q']:.1f} | {r['seconds_per_q']:.2f} |")
+        lines.append(f"| {r['policy']} | {_f(r['threshold'])} | {fmt_ci(r['accuracy'], r['accuracy_ci'], True)} | "
+                     f"{_pct(r['retrieval_rate'])} | {_pct(r['random_at_rate'])} | {_pct(r['oracle_at_rate'])} | "
+                     f"{fmt_ci(r['vs_random'], r['vs_random_ci'], True, signed=True)} | {fmt_ci(r.get('gain'), r.get('gain_ci'), signed=True)} | "
+                     f"{_vs_best(r, True)} | {r['lm_calls_per_q']:.2f} | {r['generated_tokens_per_q']:.1f} | {r['seconds_per_q']:.2f} |")
+    return "\n".join(lines)
+
+
+def other_metrics_table(summary: dict[str, Any]) -> str:
+    lines = ["| policy | EM | F1 | retriever calls/q | prompt tok/q |", "|---|---|---|---|---|"]
+    lines += [f"| {r['policy']} | {_pct(r['em'])} | {_pct(r['f1'])} | {r['retriever_calls_per_q']:.2f} | {r['prompt_tokens_per_q']:.0f} |"
+              for r in summary["policies"]]
+    return "\n".join(lines)
+
+
+def signal_table(summary: dict[str, Any]) -> str:
+    ref = summary["references"]
+    lines = ["| signal | n | needed | helps | ROC-AUC, needed | ROC-AUC, helps | PRR, needed | PRR, helps | adaptive gain | "
+             "area above random | Δ gain vs best other |", "|---|---|---|---|---|---|---|---|---|---|---|",
+             f"| *random trigger* | {ref['questions']} | {ref['retrieval_needed']} | {ref['retrieval_helps']} | 0.500 | 0.500 | 0 | 0 | 0 | 0 | – |",
+             f"| *oracle* | {ref['questions']} | {ref['retrieval_needed']} | {ref['retrieval_helps']} | – | 1.000 | – | – | 1 | "
+             f"{ref['oracle_area'] - ref['random_area']:+.4f} | – |"]
+    for s in summary["signals"]:
+        lines.append(f"| {s['signal']} | {s['n']} | {s['errors']} | {s['helps']} | {fmt_ci(s['roc_auc'], s['roc_auc_ci'])} | "
+                     f"{fmt_ci(s['roc_auc_helps'], s['roc_auc_helps_ci'])} | {_f(s['prr'])} | {_f(s['prr_helps'])} | "
+                     f"{fmt_ci(s['gain'], s['gain_ci'], signed=True)} | {fmt_ci(s['area_above_random'], s['area_above_random_ci'], signed=True)} | {_vs_best(s, False)} |")
     return "\n".join(lines)
 
 
@@ -221,16 +222,23 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
             f"k={cfg.get('k')}, max_steps={cfg.get('max_steps')}. Accuracy = {summary['metric']} "
             "(SQuAD-normalised; `contains` = a reference answer occurs in the answer on word boundaries). "
             "Costs are per question, each policy charged what it would cost run alone.", "",
-            "## Policies", "", policy_table(summary), ""]
+            "## Policies", "", references_text(summary), "", policy_table(summary), "",
+            "*Δ vs random*: accuracy minus random triggering's at the same retrieval rate. *Adaptive gain* (threshold "
+            "triggers): (area under the trigger's accuracy-vs-retrieval curve over all its thresholds − random's) / "
+            "(oracle's − random's); 1 = oracle, 0 = random, < 0 = worse than random (`benchmarks/gain.py`).", "",
+            other_metrics_table(summary), ""]
     if plots:
-        out += ["## Accuracy against retrieval rate", "", f"![accuracy vs retrieval]({plots[0]})", "",
-                "Each curve sweeps one trigger's threshold over the observed score quantiles (derived from the cached "
-                "closed-book and retrieval-augmented answers, no re-run); ★ marks the configured threshold.", ""]
-    out += ["## Signal quality (closed-book correctness)", "",
-            "| signal | n | wrong closed-book | ROC-AUC | PRR |", "|---|---|---|---|---|"]
-    out += [f"| {s['signal']} | {s['n']} | {s['errors']} | {_f(s['roc_auc'])} | {_f(s['prr'])} |" for s in summary["signals"]]
-    if len(plots) > 1:
-        out += ["", f"![signal ROC-AUC]({plots[1]})"]
+        out += ["## Accuracy against retrieval rate and cost", "", f"![accuracy vs retrieval]({plots[0]})", "",
+                "Each curve sweeps one trigger's threshold over every observed score (derived from the cached "
+                "closed-book and retrieval-augmented answers, no re-run), from never (rate 0) to always (rate 1); "
+                "★ marks the configured threshold, the dashed line is random triggering, the dotted curve the oracle.", "",
+                f"![accuracy vs cost]({plots[1]})", ""]
+    out += ["## Signal quality", "",
+            "Each cached score as a trigger that answers with `always`'s answer when it fires. Labels: *needed* = the "
+            "closed-book answer is wrong, *helps* = it is wrong and the retrieval-augmented answer is right.", "",
+            signal_table(summary)]
+    if len(plots) > 2:
+        out += ["", f"![signal ROC-AUC]({plots[2]})"]
     counts = summary["catches"]["counts"]
     out += ["", "## What each trigger catches that the others miss", "",
             "A *fix*: the trigger fired and the answer is right where the closed-book draft was wrong. *Unique*: no "
@@ -257,8 +265,8 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
 
 
 def write_report(records: Sequence[dict], policies: Sequence[str], out_dir: Path, metric: str = "contains",
-                 thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
-    summary = summarize(records, policies, metric, thresholds)
+                 thresholds: dict[str, Any] | None = None, resamples: int = RESAMPLES) -> dict[str, Any]:
+    summary = summarize(records, policies, metric, thresholds, resamples)
     write_summary(summary, out_dir)
     plots = plot(summary, out_dir)
     run_path = out_dir / "run.json"

@@ -23,7 +23,6 @@ already there, so a killed run resumes with nothing lost or duplicated.
 from __future__ import annotations
 
 import json
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from benchmarks.costs import LedgerState, Meter, add, zero
 from benchmarks.datasets import QAExample
 from corpora.atomic import write_json_atomic
+from corpora.jsonfloat import json_float, json_text
 from rag.loop import AdaptiveRAG, LoopConfig, step_text
 from rag.query import form_query
 from retrievers.base import Passage, Retriever
@@ -86,12 +86,8 @@ def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _json_float(x: float) -> float | str:
-    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
-
-
 def signal_dict(sig: Signal, costs: dict[str, float] | None = None, details: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {"score": _json_float(float(sig.score)), "fired": bool(sig.fired)}
+    out: dict[str, Any] = {"score": json_float(float(sig.score)), "fired": bool(sig.fired)}
     if details:
         out["details"] = sig.details
     if costs is not None:
@@ -171,7 +167,7 @@ class QuestionRunner:
             record["closed_book"] = {"text": step_text(g).strip(), "tokens": len(g.token_ids), "costs": cost}
             state = LedgerState.of(self.loop._state(q, "", g, 0, prompt), self.meter)
             record["signals"] = {name: self._score(t, state) for name, t in self.triggers.items()}
-            record["extra_signals"] = {f"token-confidence:{a}": _json_float(TokenConfidence(a).score(state).score)
+            record["extra_signals"] = {f"token-confidence:{a}": json_float(TokenConfidence(a).score(state).score)
                                        for a in FREE_AGGREGATIONS}
             record["rag"] = self._rag(q, g, drafts, retrievals)
             if pre:
@@ -259,7 +255,7 @@ def run_questions(runner: QuestionRunner | Callable[[QAExample], dict], examples
     with (out_dir / RESULTS).open("a", encoding="utf-8") as fh:
         for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, mininterval=2.0):
             record = run(ex)
-            fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            fh.write(json_text(record, default=str) + "\n")
             fh.flush()
             done.add(ex.id)
             n += 1

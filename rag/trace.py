@@ -1,28 +1,13 @@
 """What every answer carries: the per-step trace and the cost count."""
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from corpora.jsonfloat import json_text  # noqa: F401  (re-exported: `arag ask --json` and the server write answers with it)
 from rag.lm import Generation
 from retrievers.base import Passage
 from triggers.base import Signal
-
-
-def json_text(obj: Any) -> str:
-    """JSON with non-finite floats as strings ("inf"): JSON has no infinity, and an empty draft's
-    token-confidence score is one."""
-    def fix(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return str(x)
-        if isinstance(x, dict):
-            return {k: fix(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [fix(v) for v in x]
-        return x
-    return json.dumps(fix(obj), ensure_ascii=False)
 
 
 @dataclass

@@ -144,7 +144,41 @@ def test_policies_and_sweeps_derive_from_the_cache():
     assert sweep[-1]["retrieval_rate"] == 0.0 and sweep[-1]["contains"] == 0.25  # top quantile = never
     sig = next(x for x in s["signals"] if x["signal"] == "token-confidence")
     assert sig["roc_auc"] == pytest.approx(1.0)  # wrong closed-book drafts a, c, d (0.9, 0.7, 0.4) all above b (0.2)
+    # retrieval helps on a (0.9) and d (0.4), not on c (0.7) and b (0.2): 3 of 4 pairs ordered
+    assert sig["roc_auc_helps"] == pytest.approx(0.75) and sig["helps"] == 2
+    # curve (0,¼)→(¼,½)→(½,½)→(¾,¾)→(1,¾): area 0.5625; random 0.5; oracle (0,¼)→(½,¾)→(1,¾): 0.625
+    assert s["references"]["oracle_area"] == pytest.approx(0.625) and s["references"]["random_area"] == pytest.approx(0.5)
+    assert sig["gain"] == pytest.approx(0.5) and rows["token-confidence"]["gain"] == pytest.approx(0.5)
+    assert rows["token-confidence"]["random_at_rate"] == pytest.approx(0.5)  # ¼ + ½·(¾ − ¼)
+    assert rows["token-confidence"]["oracle_at_rate"] == pytest.approx(0.75)
+    assert rows["token-confidence"]["vs_random"] == pytest.approx(0.0)
+    assert rows["token-confidence"]["vs_best"]["policy"] == "always"
     assert s["catches"]["counts"]["token-confidence"] == {"fixes": 1, "unique_fixes": 1}
+
+
+def _live_record(rid: str, score: str | float | None, closed: str, rag: str, tc: str) -> dict:
+    cost = {"lm_calls": 1, "retriever_calls": 0, "prompt_tokens": 10, "generated_tokens": 5, "seconds": 1.0}
+    step = None if score is None else {"score": score, "fired": True}
+    return {"id": rid, "question": f"q{rid}", "answers": ["Paris"], "wall_seconds": 3.0, "live": {
+        "never": {"text": closed, "retrieved": False, "costs": cost, "first_step": None, "pre_fired": False},
+        "always": {"text": rag, "retrieved": True, "costs": {**cost, "lm_calls": 2}, "first_step": None, "pre_fired": False},
+        "token-confidence": {"text": tc, "retrieved": tc == rag, "costs": cost, "first_step": step, "pre_fired": False}}}
+
+
+def test_multi_step_records_with_infinite_scores_are_reported(tmp_path):
+    """`--max-steps > 1` stores an empty draft's score as "inf": the report reads it back (issue 15.4)."""
+    from benchmarks.report import write_report
+
+    recs = [_live_record("a", "inf", "Lyon", "Paris", "Paris"), _live_record("b", 0.2, "Paris", "Paris", "Paris"),
+            _live_record("c", "-inf", "Nice", "Rome", "Nice"), _live_record("d", None, "Rome", "Paris", "Paris")]
+    s = write_report(recs, ["never", "always", "token-confidence"], tmp_path, resamples=50)
+    sig = next(x for x in s["signals"] if x["signal"] == "token-confidence")
+    # wrong closed-book a (inf) ranks above right b (0.2), wrong c (−inf) below it; d has no first step
+    assert sig["n"] == 3 and sig["roc_auc"] == pytest.approx(0.5)
+    assert "curves" in s and "token-confidence" not in s["curves"]  # live policies have no sweep
+    row = next(r for r in s["policies"] if r["policy"] == "token-confidence")
+    assert row["accuracy"] == 0.75 and row["accuracy_ci"] is not None and row["random_at_rate"] is not None
+    assert json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["questions"] == 4
 
 
 def test_calibration_picks_on_one_half_and_converts_thresholds():

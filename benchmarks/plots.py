@@ -1,0 +1,88 @@
+"""The report's figures, drawn from ``summary.json`` alone.
+
+- ``accuracy_vs_retrieval.png``: each threshold trigger's curve over all its cuts, the random line
+  (never → always) and the oracle curve; ★ = configured threshold, dots with 95 % error bars = the
+  other policies.
+- ``accuracy_vs_cost.png``: the same curves against LM calls and against generated tokens per question.
+- ``signal_auc.png``: ROC-AUC of each signal for "retrieval needed" and "retrieval helps", with 95 % intervals.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+AXIS_LABELS = {"retrieval_rate": "retrieval rate (fraction of questions that retrieved)",
+               "lm_calls_per_q": "LM calls per question", "generated_tokens_per_q": "generated tokens per question"}
+
+
+def _fmt_ci(value: float | None, ci: list[float] | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.2f}"
+
+
+def _draw(ax: Any, summary: dict[str, Any], axis: str) -> None:
+    curves = summary["curves"]
+    ax.plot(curves["random"][axis], curves["random"]["accuracy"], color="grey", linestyle="--", linewidth=1,
+            label="random (never → always)")
+    ax.plot(curves["oracle"][axis], curves["oracle"]["accuracy"], color="black", linestyle=":", linewidth=1.5, label="oracle")
+    rows = {r["policy"]: r for r in summary["policies"]}
+    for policy, row in rows.items():
+        if policy in curves:
+            line, = ax.plot(curves[policy][axis], curves[policy]["accuracy"], linewidth=1.3,
+                            label=f"{policy} (gain {_fmt_ci(row.get('gain'), row.get('gain_ci'))})")
+            ax.plot(row[axis], row["accuracy"], marker="*", markersize=13, color=line.get_color(), linestyle="none")
+        else:
+            ci = row.get("accuracy_ci") or [row["accuracy"]] * 2
+            ax.errorbar(row[axis], row["accuracy"], yerr=[[row["accuracy"] - ci[0]], [ci[1] - row["accuracy"]]],
+                        marker="o", markersize=6, capsize=3, linestyle="none", label=policy)
+    ax.set_xlabel(AXIS_LABELS[axis])
+    ax.set_ylabel(f"accuracy ({summary['metric']})")
+    ax.grid(alpha=0.3)
+
+
+def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = summary["questions"]
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    _draw(ax, summary, "retrieval_rate")
+    ax.set_title(f"Accuracy vs. retrieval rate, {n} questions (★ = configured threshold; gain with 95 % CI)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "accuracy_vs_retrieval.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, axis in zip(axes, ("lm_calls_per_q", "generated_tokens_per_q")):
+        _draw(ax, summary, axis)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Accuracy vs. cost per question, {n} questions", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_dir / "accuracy_vs_cost.png", dpi=120)
+    plt.close(fig)
+
+    sigs = summary["signals"]
+    fig, ax = plt.subplots(figsize=(6.8, 0.6 * max(len(sigs), 2) + 1.9))
+    height = 0.38
+    for k, (key, label) in enumerate((("roc_auc", "retrieval needed (closed-book wrong)"),
+                                      ("roc_auc_helps", "retrieval helps (wrong → right)"))):
+        ys = [i + (k - 0.5) * height for i in range(len(sigs))]
+        vals = [s[key] if s[key] is not None else 0.5 for s in sigs]
+        err = [[max(v - (s[f"{key}_ci"] or [v, v])[0], 0) for v, s in zip(vals, sigs)],
+               [max((s[f"{key}_ci"] or [v, v])[1] - v, 0) for v, s in zip(vals, sigs)]]
+        ax.barh(ys, vals, height=height, xerr=err, capsize=2, label=label)
+    ax.set_yticks(range(len(sigs)), [s["signal"] for s in sigs])
+    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("ROC-AUC with 95 % CI (0.5 = chance = random trigger)")
+    ax.set_title(f"Signal quality, {n} questions", fontsize=9)
+    ax.invert_yaxis()
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    fig.tight_layout()
+    fig.savefig(out_dir / "signal_auc.png", dpi=120)
+    plt.close(fig)
+    return ["accuracy_vs_retrieval.png", "accuracy_vs_cost.png", "signal_auc.png"]
