@@ -1,8 +1,8 @@
 """The report's figures, drawn from ``summary.json`` alone.
 
-- ``accuracy_vs_retrieval.png``: each threshold trigger's curve over all its cuts, the random line
-  (never → always) and the oracle curve; ★ = configured threshold, dots with 95 % error bars = the
-  other policies.
+- ``accuracy_vs_retrieval.png``: each threshold trigger's curve over all its cuts (dash-dotted: the
+  other cached signals as triggers), the random line (never → always) and the oracle curve;
+  ★ = configured threshold, dots with 95 % error bars = the other policies.
 - ``accuracy_vs_cost.png``: the same curves against LM calls and against generated tokens per question.
 - ``signal_auc.png``: ROC-AUC of each signal for "retrieval needed" and "retrieval helps", with 95 % intervals.
 """
@@ -26,6 +26,12 @@ def _draw(ax: Any, summary: dict[str, Any], axis: str) -> None:
     ax.plot(curves["random"][axis], curves["random"]["accuracy"], color="grey", linestyle="--", linewidth=1,
             label="random (never → always)")
     ax.plot(curves["oracle"][axis], curves["oracle"]["accuracy"], color="black", linestyle=":", linewidth=1.5, label="oracle")
+    signals = {s["signal"]: s for s in summary["signals"]}
+    for key, curve in curves.items():
+        if key.startswith("signal:"):
+            sig = signals.get(key[len("signal:"):], {})
+            ax.plot(curve[axis], curve["accuracy"], linewidth=0.9, linestyle="-.", alpha=0.8,
+                    label=f"{key[len('signal:'):]} (signal; gain {_fmt_ci(sig.get('gain'), sig.get('gain_ci'))})")
     rows = {r["policy"]: r for r in summary["policies"]}
     for policy, row in rows.items():
         if policy in curves:

@@ -155,9 +155,10 @@ def signal_rows(q: Questions, columns: dict[str, list[float | None]]) -> list[di
     return rows
 
 
-def curves(q: Questions, policies: Sequence[str]) -> dict[str, dict[str, list[float]]]:
-    """Observed curves for the plots, on every axis: each sweepable policy's (all cuts, from never
-    to always), the random line and the oracle's."""
+def curves(q: Questions, policies: Sequence[str], columns: dict[str, list[float | None]]) -> dict[str, dict[str, list[float]]]:
+    """Observed curves for the plots, on every axis: the random line, the oracle's, each sweepable
+    policy's (its own answers, all cuts, from never to always) and each other signal's scored on
+    every question (as a trigger with always's answer; key ``signal:NAME``)."""
     ones = q.weights[:1]
     start, end = q.never.mean(axis=0), q.always.mean(axis=0)
     start[RET], end[RET] = 0.0, 1.0
@@ -165,12 +166,17 @@ def curves(q: Questions, policies: Sequence[str]) -> dict[str, dict[str, list[fl
     def as_dict(points: np.ndarray) -> dict[str, list[float]]:
         return {**{a: points[:, i].tolist() for i, a in enumerate(AXES)}, "accuracy": points[:, QUALITY].tolist()}
 
+    def pinned(score: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict[str, list[float]]:
+        return as_dict(np.concatenate([start[None], sweep(score, low, high, ones)[0], end[None]]))
+
     out = {"random": as_dict(np.stack([start, end])),
            "oracle": as_dict(sweep(q.rag - q.closed, q.never, q.always, ones)[0])}
     for p in policies:
         if sweepable(p, q.records):
-            score, low, high = _two_states(q, p)
-            out[p] = as_dict(np.concatenate([start[None], sweep(score, low, high, ones)[0], end[None]]))
+            out[p] = pinned(*_two_states(q, p))
+    for name, raw in columns.items():
+        if name not in out and all(v is not None for v in raw):
+            out[f"signal:{name}"] = pinned(np.asarray(raw, dtype=float), q.never, q.always)
     return out
 
 

@@ -81,6 +81,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
     for p in policies:
         if sweepable(p, records):
             sweeps[p] = [{"cut": c, **aggregate(records, p, c, scorer)} for c in sweep_cuts(step_scores(records, p))]
+    columns = signal_columns(records, policies)
     triggers = [p for p in policies if p not in FIXED_POLICIES]
     unique, fix_counts = _catches(records, triggers, scorer, metric)
     wall = sum(r["wall_seconds"] for r in records)
@@ -90,7 +91,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
         "questions": len(records), "metric": metric,
         "bootstrap": {"resamples": resamples, "seed": seed, "level": LEVEL, "unit": "question"},
         "references": q.references(), "policies": strip_private(policy_rows(q, policies, base)), "sweeps": sweeps,
-        "curves": curves(q, policies), "signals": strip_private(signal_rows(q, signal_columns(records, policies))),
+        "curves": curves(q, policies, columns), "signals": strip_private(signal_rows(q, columns)),
         "catches": {"unique": unique, "counts": fix_counts},
         "performance": {"benchmark_wall_seconds": wall, "policy_seconds": alone, "sum_of_policies_seconds": sum(alone.values()),
                         "costliest_policy": costliest, "ratio_to_costliest": wall / alone[costliest] if alone[costliest] else None},
