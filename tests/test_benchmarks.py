@@ -210,6 +210,43 @@ def test_a_partial_last_line_is_dropped_and_repaired(tmp_path):
     assert (tmp_path / "results.jsonl").read_text(encoding="utf-8") == '{"id": "a"}\n{"id": "b"}\n'
 
 
+COMMITTED_RUN = Path("docs/benchmarks/nq_open_oracle-60")  # the README's benchmark, results.jsonl included
+
+
+def test_report_only_rebuilds_the_committed_run_without_the_model(tmp_path, repo_root, data_dir):
+    """`arag bench --report-only` on the committed run: every policy and signal against random and the
+    oracle with bootstrap intervals, the same numbers as the committed summary, no model loaded."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(repo_root / COMMITTED_RUN, out)
+    committed = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    for name in ("REPORT.md", "summary.json", "summary.csv", "accuracy_vs_retrieval.png", "accuracy_vs_cost.png", "signal_auc.png"):
+        (out / name).unlink(missing_ok=True)
+    cfg = json.loads((out / "run.json").read_text(encoding="utf-8"))["config"]
+    n = (out / "results.jsonl").read_text(encoding="utf-8").count("\n")
+    cmd = [sys.executable, "-m", "rag.cli", "bench", "--report-only", "--dataset", cfg["dataset"], "--limit", str(n),
+           "--policies", ",".join(cfg["policies"]), "--out", str(out), "--data-dir", str(data_dir)]
+    done = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "random at this rate" in done.stdout and "oracle at this rate" in done.stdout
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["questions"] == n and s["bootstrap"]["resamples"] >= 1000
+    for row in s["policies"]:
+        assert row["accuracy_ci"][0] <= row["accuracy"] <= row["accuracy_ci"][1]
+        assert row["random_at_rate"] is not None and row["oracle_at_rate"] >= row["random_at_rate"] - 1e-9
+    tc = next(r for r in s["policies"] if r["policy"] == "token-confidence")
+    assert tc["gain_ci"][0] <= tc["gain"] <= tc["gain_ci"][1] and tc["vs_random_ci"] is not None
+    for sig in s["signals"]:
+        assert sig["roc_auc_ci"] is not None and sig["roc_auc_helps_ci"] is not None and sig["gain_ci"] is not None
+    # the committed report was regenerated from these results with this code
+    assert [(r["policy"], r["accuracy"], r.get("gain")) for r in s["policies"]] == \
+        [(r["policy"], r["accuracy"], r.get("gain")) for r in committed["policies"]]
+    report = (out / "REPORT.md").read_text(encoding="utf-8")
+    assert "*random trigger*" in report and "*oracle*" in report and "bootstrap" in report
+    assert all((out / f).stat().st_size > 0 for f in ("accuracy_vs_retrieval.png", "accuracy_vs_cost.png", "signal_auc.png"))
+
+
 # -- real model -----------------------------------------------------------------------------------
 QUESTIONS = ["who got the first nobel prize in physics", "how many episodes are there in dragon ball z",
              "where do the greasers live in the outsiders"]
