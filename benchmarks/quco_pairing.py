@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from benchmarks.datasets import DatasetError, QAExample, data_dir_or_exit, load_dataset
 from benchmarks.metrics import METRICS, roc_auc
 from benchmarks.runner import BenchError, read_results, run_questions, writer_lock
@@ -34,17 +36,30 @@ def open_index(spec: str) -> CorpusStatistics:
     """``demo`` (the demo index, as `--trigger quco` uses without `--corpus-index`) or a folder."""
     if spec == "demo":
         from corpora.infinigram_index import demo_index_dir
-        from rag.hf_model import HFLanguageModel
+        from rag.hf_model import load_default_tokenizer
 
-        return CorpusStatistics.open(demo_index_dir(HFLanguageModel.load(None).tokenizer))
+        return CorpusStatistics.open(demo_index_dir(load_default_tokenizer()))
     return CorpusStatistics.open(Path(spec).expanduser())
+
+
+def bootstrap_ci(scores: Sequence[float], errors: Sequence[bool], reps: int = 1000,
+                 seed: int = 0) -> tuple[float, float] | None:
+    """95 % percentile-bootstrap interval of the ROC-AUC (resampling questions): with a handful of
+    right answers the AUC is noisy, and the table should say how noisy."""
+    rng = np.random.default_rng(seed)
+    s, e = np.asarray(scores, dtype=float), np.asarray(errors, dtype=bool)
+    aucs = [a for idx in rng.integers(0, len(s), size=(reps, len(s))) if (a := roc_auc(s[idx], e[idx])) is not None]
+    return (float(np.percentile(aucs, 2.5)), float(np.percentile(aucs, 97.5))) if aucs else None
 
 
 def score_run(records: Sequence[dict[str, Any]], stats: CorpusStatistics, metric: str = "contains",
               threshold: float = DEFAULT_THRESHOLD, window: int = DEFAULT_WINDOW) -> dict[str, dict[str, Any]]:
-    """Per pairing: ROC-AUC against closed-book errors and the fire rates on wrong / right drafts."""
+    """Per pairing: ROC-AUC against closed-book errors, its bootstrap interval, the fire rates on
+    wrong / right drafts, and the ROC-AUC over drafts that make a claim (an answer entity beyond the
+    question's): a draft without one is scored "seen everywhere" whatever the pairing."""
     triggers = {p: QuCo(stats, threshold=threshold, window=window, pairing=p) for p in PAIRINGS}
     errors: list[bool] = []
+    claims: list[bool] = []
     scores: dict[str, list[float]] = {p: [] for p in PAIRINGS}
     fired: dict[str, list[bool]] = {p: [] for p in PAIRINGS}
     for r in records:
@@ -55,6 +70,7 @@ def score_run(records: Sequence[dict[str, Any]], stats: CorpusStatistics, metric
             sig = trig.score(state)
             scores[p].append(sig.score)
             fired[p].append(sig.fired)
+        claims.append(sig.details["min_count"] is not None)  # the same under every pairing
     wrong = sum(errors)
     right = len(errors) - wrong
     out = {}
@@ -62,8 +78,13 @@ def score_run(records: Sequence[dict[str, Any]], stats: CorpusStatistics, metric
         on_wrong = sum(f for f, e in zip(fired[p], errors) if e)
         on_right = sum(f for f, e in zip(fired[p], errors) if not e)
         out[p] = {"n": len(errors), "errors": wrong, "roc_auc": roc_auc(scores[p], errors),
+                  "ci95": bootstrap_ci(scores[p], errors),
                   "fires_on_wrong": on_wrong / wrong if wrong else None,
-                  "fires_on_right": on_right / right if right else None}
+                  "fires_on_right": on_right / right if right else None,
+                  "no_claim": len(claims) - sum(claims),
+                  "no_claim_errors": sum(e for e, c in zip(errors, claims) if not c),
+                  "roc_auc_claims": roc_auc([s for s, c in zip(scores[p], claims) if c],
+                                            [e for e, c in zip(errors, claims) if c])}
     return out
 
 
@@ -98,6 +119,10 @@ def write_drafts(dataset: str, data_dir: Path, limit: int | None, out_dir: Path,
         return run_questions(run, examples, out_dir, done, progress=progress)
 
 
+def _ci(ci: tuple[float, float] | None) -> str:
+    return "–" if ci is None else f"{ci[0]:.2f}–{ci[1]:.2f}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.quco_pairing", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -128,14 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: no single-step records in {run / 'results.jsonl'}", file=sys.stderr)
             return 2
         runs[run] = records
-    print("| run | index | n | errors | pairing | ROC-AUC | fires on wrong | fires on right |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | index | n | errors | pairing | ROC-AUC | 95 % CI | fires on wrong | fires on right "
+          "| no claim (wrong) | ROC-AUC, claims only |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for spec in args.corpus_index or ["demo"]:
         stats = open_index(spec)
         for run, records in runs.items():
             for p, row in score_run(records, stats, args.metric).items():
                 print(f"| {run.name} | {Path(spec).name} ({stats.tokens:,} tok) | {row['n']} | {row['errors']} | {p} | "
-                      f"{_f(row['roc_auc'])} | {_f(row['fires_on_wrong'], True)} | {_f(row['fires_on_right'], True)} |")
+                      f"{_f(row['roc_auc'])} | {_ci(row['ci95'])} | {_f(row['fires_on_wrong'], True)} | "
+                      f"{_f(row['fires_on_right'], True)} | {row['no_claim']} ({row['no_claim_errors']}) | "
+                      f"{_f(row['roc_auc_claims'])} |")
     return 0
 
 
