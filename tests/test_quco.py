@@ -367,7 +367,7 @@ def test_pairing_benchmark_scores_cached_drafts(crafted, default_lm, data_dir, t
     q = "What is the capital of Freedonia?"
     drafts = [("The capital is Blutberg.", True), ("The capital is Paris.", False), ("It is Blutberg.", True)]
     table = score_run([{"question": q, "answers": ["Blutberg"], "closed_book": {"text": t}} for t, _ in drafts], stats)
-    assert set(table) == {"any", "rarest", "all"}
+    assert set(table) == {"all", "any", "rarest"}
     for row in table.values():  # one question entity: every pairing agrees, and separates perfectly
         assert row == {"n": 3, "errors": 1, "roc_auc": 1.0, "ci95": (1.0, 1.0), "fires_on_wrong": 1.0, "fires_on_right": 0.0,
                        "no_claim": 0, "no_claim_errors": 0, "roc_auc_claims": 1.0}

@@ -77,7 +77,7 @@ def add_trigger_options(g) -> None:
     g.add_argument("--corpus-tokenizer", default=None, metavar="PATH", help="quco: tokenizer of a plain infini-gram index folder")
     g.add_argument("--window", type=positive_int, default=None, help="quco: co-occurrence window in tokens (default: 1000)")
     g.add_argument("--question-threshold", type=finite_float, default=None, help="quco: pre-generation threshold, entity frequency per million tokens")
-    g.add_argument("--pairing", default=None, choices=("any", "rarest", "all"), help="quco: which question entities an answer entity is paired with (default: any)")
+    g.add_argument("--pairing", default=None, choices=("all", "any", "rarest"), help="quco: which question entities an answer entity is paired with (default: all)")
     g.add_argument("--config", default=None, metavar="FILE", help="TOML per-trigger settings, e.g. thresholds from `arag calibrate` (default: $ARAG_CONFIG or ./arag.toml)")
 
 
