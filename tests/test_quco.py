@@ -19,7 +19,7 @@ from corpora.errors import CorpusError
 from corpora.infinigram_index import (
     CorpusIndexError, build_index, demo_index_dir, document_text, encode_batch,
 )
-from corpora.statistics import CorpusStatistics, surface_forms
+from corpora.statistics import CorpusStatistics, score_from_count, surface_forms
 from rag.lm import Generation
 from triggers.base import StepState, TriggerConfigError
 from triggers.quco import QuCo, from_options
@@ -181,6 +181,34 @@ def test_trigger_fires_for_a_pair_that_never_cooccurs(crafted):
     assert not nothing.fired and nothing.details["min_count"] is None and nothing.score < ok.score
 
 
+ENTITY_TABLE = {  # a fixed extractor, so the pairing rule is what is under test
+    "Q": ("weather", "Freedonia"),  # a generic, frequent entity and the specific one
+    "right": ("Blutberg",), "wrong": ("Quintara",), "half": ("Blutberg", "Paris"),
+}
+
+
+@pytest.mark.parametrize("pairing, fires", [
+    # (right: Blutberg meets Freedonia only; wrong: Quintara meets weather only; half: Paris meets neither)
+    ("all", {"right": True, "wrong": True, "half": True}),  # the generic entity fires it on a right answer
+    ("any", {"right": False, "wrong": False, "half": True}),  # an answer entity needs one question entity
+    ("rarest", {"right": False, "wrong": True, "half": True}),  # Freedonia (3) is rarer than weather (30)
+])
+def test_pairings(crafted, pairing, fires):
+    _, stats, _ = crafted
+    assert stats.cooccurrence("Freedonia", "Blutberg").count == 2 and stats.cooccurrence("weather", "Blutberg").count == 0
+    assert stats.cooccurrence("Freedonia", "Quintara").count == 0 and stats.cooccurrence("weather", "Quintara").count > 0
+    assert stats.count("weather").count > stats.count("Freedonia").count
+    quco = QuCo(stats, pairing=pairing, extractor=ENTITY_TABLE.__getitem__)
+    signals = {answer: quco.score(_state("Q", answer)) for answer in fires}
+    assert {a: s.fired for a, s in signals.items()} == fires
+    assert all(s.details["pairing"] == pairing for s in signals.values())
+    if pairing == "rarest":
+        assert signals["right"].details["head"] == "Freedonia"
+        assert [p["pair"] for p in signals["half"].details["pairs"]] == [["Freedonia", "Blutberg"], ["Freedonia", "Paris"]]
+    if pairing == "any":  # the score is the least-supported answer entity's best count
+        assert signals["right"].score == score_from_count(2) and signals["half"].score == score_from_count(0)
+
+
 def test_pre_generation_check_fires_for_an_absent_entity(crafted):
     _, stats, _ = crafted
     quco = QuCo(stats)
@@ -315,5 +343,31 @@ def test_empty_corpus_is_a_clear_error(tmp_path, tok):
 def test_bad_trigger_options():
     with pytest.raises(TriggerConfigError, match="window"):
         from_options(corpus_index="x", window=0)
+    with pytest.raises(TriggerConfigError, match="pairing"):
+        from_options(corpus_index="x", pairing="every")
     with pytest.raises(TriggerConfigError, match="corpus-index"):
         from_options()
+
+
+def test_pairing_benchmark_scores_cached_drafts(crafted, default_lm, data_dir, tmp_path):
+    """benchmarks/quco_pairing.py: drafts are written resumably in `arag bench`'s record shape, and
+    each pairing's ROC-AUC is computed against the drafts' correctness."""
+    from benchmarks.datasets import load_dataset
+    from benchmarks.quco_pairing import score_run, write_drafts
+    from benchmarks.runner import read_results
+
+    out = tmp_path / "drafts"
+    assert write_drafts("nq_open_oracle", data_dir, 2, out, lm=default_lm) == 2
+    assert write_drafts("nq_open_oracle", data_dir, 2, out, lm=default_lm) == 0  # resumed: nothing left
+    records = read_results(out)
+    assert [r["id"] for r in records] == [e.id for e in load_dataset("nq_open_oracle", data_dir, limit=2)]
+    assert all(r["closed_book"]["text"] for r in records)
+
+    _, stats, _ = crafted
+    q = "What is the capital of Freedonia?"
+    drafts = [("The capital is Blutberg.", True), ("The capital is Paris.", False), ("It is Blutberg.", True)]
+    table = score_run([{"question": q, "answers": ["Blutberg"], "closed_book": {"text": t}} for t, _ in drafts], stats)
+    assert set(table) == {"all", "any", "rarest"}
+    for row in table.values():  # one question entity: every pairing agrees, and separates perfectly
+        assert row == {"n": 3, "errors": 1, "roc_auc": 1.0, "ci95": (1.0, 1.0), "fires_on_wrong": 1.0, "fires_on_right": 0.0,
+                       "no_claim": 0, "no_claim_errors": 0, "roc_auc_claims": 1.0}

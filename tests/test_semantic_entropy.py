@@ -112,7 +112,8 @@ def test_compares_with_representatives_only_and_caches_pairs():
 
 
 class TableJudge:
-    """A stub whose directional verdicts the test states: table[(a, b)] is a ⇒ b (default: contradiction)."""
+    """An entailment judge over a fixed table of directional verdicts: table[(a, b)] is a ⇒ b
+    (default: contradiction). A pure function, so the clustering rule is what is under test."""
 
     name = "table"
 
@@ -137,8 +138,27 @@ def test_strict_and_non_contradiction_variants_differ():
     strict = get_semantic_ids(answers, PairJudgments(TableJudge(table), variant="strict"))
     loose = get_semantic_ids(answers, PairJudgments(TableJudge(table), variant="non-contradiction"))
     assert strict.semantic_ids == [0, 1, 2, 3, 0]
-    assert loose.semantic_ids == [0, 0, 0, 1, 0]
+    assert loose.semantic_ids == [0, 0, 1, 2, 0]  # neutral both ways stays apart (jlko)
     assert cluster_assignment_entropy(strict.semantic_ids) > cluster_assignment_entropy(loose.semantic_ids)
+
+
+# jlko's get_semantic_ids: strict needs entailment both ways; non-strict needs no contradiction
+# either way and not neutral both ways. Written out, not recomputed from the rule under test.
+TRUTH_TABLE = {  # (a ⇒ b, b ⇒ a): (same under strict, same under non-contradiction)
+    (E, E): (True, True), (E, N): (False, True), (N, E): (False, True),
+    (N, N): (False, False), (E, C): (False, False), (C, E): (False, False),
+    (N, C): (False, False), (C, N): (False, False), (C, C): (False, False),
+}
+
+
+@pytest.mark.parametrize("verdicts", list(TRUTH_TABLE), ids=lambda v: "".join(x.name[0] for x in v))
+def test_variant_truth_table(verdicts):
+    forward, backward = verdicts
+    judge = TableJudge({("a", "b"): forward, ("b", "a"): backward})
+    for variant, expected in zip(("strict", "non-contradiction"), TRUTH_TABLE[verdicts]):
+        for answers in (["a", "b"], ["b", "a"]):  # whichever answer is the cluster representative
+            ids = get_semantic_ids(answers, PairJudgments(judge, "q?", variant)).semantic_ids
+            assert ids == ([0, 0] if expected else [0, 1]), (variant, answers)
 
 
 def test_bad_options_are_config_errors():
@@ -196,9 +216,9 @@ def test_nli_judge_reads_labels_from_id2label(tiny_nli_dir):
     _force(judge, 0)
     assert judge.implications("q?", "Paris", "Lyon") == (C, C)
     assert get_semantic_ids(["a", "b"], PairJudgments(judge, "q?", "non-contradiction")).semantic_ids == [0, 1]
-    _force(judge, 1)  # neutral both ways: separate under strict, together under non-contradiction
+    _force(judge, 1)  # neutral both ways: separate under both variants (jlko)
     assert get_semantic_ids(["a", "b"], PairJudgments(judge, "q?", "strict")).semantic_ids == [0, 1]
-    assert get_semantic_ids(["a", "b"], PairJudgments(judge, "q?", "non-contradiction")).semantic_ids == [0, 0]
+    assert get_semantic_ids(["a", "b"], PairJudgments(judge, "q?", "non-contradiction")).semantic_ids == [0, 1]
 
     # the same weights under a permuted id2label: index 2 now means contradiction
     judge.model.config.id2label = {0: "entailment", 1: "neutral", 2: "contradiction"}

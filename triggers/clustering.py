@@ -7,8 +7,9 @@ O(N · clusters) judge calls instead of jlko's O(N²); identical strings never r
 
 Variants, for judges with directional three-way verdicts (NLI):
 - ``strict`` (Farquhar et al.'s default): a ⇒ b and b ⇒ a are both entailment.
-- ``non-contradiction`` (Kuhn et al.'s code): neither direction is a contradiction, so
-  entailment + neutral and neutral + neutral both count as the same meaning.
+- ``non-contradiction`` (jlko's ``strict_entailment=False``): neither direction is a contradiction
+  and not both are neutral, so entailment one way and neutral the other counts as the same meaning,
+  while neutral both ways (two answers that merely do not clash) does not.
 Judges that only say equivalent / not (lexical, embedding, lm) give the same clusters under both.
 """
 from __future__ import annotations
@@ -32,7 +33,8 @@ def bidirectional(forward: Implication, backward: Implication, variant: str) -> 
     """Same meaning, given the verdicts a ⇒ b and b ⇒ a."""
     if variant == "strict":
         return forward == Implication.ENTAILMENT and backward == Implication.ENTAILMENT
-    return Implication.CONTRADICTION not in (forward, backward)
+    pair = (forward, backward)
+    return Implication.CONTRADICTION not in pair and pair != (Implication.NEUTRAL, Implication.NEUTRAL)
 
 
 @dataclass

@@ -3,15 +3,23 @@
 QuCo-RAG (Min et al., 2025) reads objective corpus statistics instead of the model's confidence:
 - before generation, the question's entities are rare in the pretraining corpus (their mean count
   is below τ) → a long-tail knowledge gap → retrieve with the question;
-- during generation, a drafted sentence pairs a question entity with an entity that never
-  co-occurs with it in the corpus (AND count < 1 within a token window) → likely hallucinated →
-  retrieve and regenerate the sentence.
+- during generation, a drafted sentence makes a claim whose head and tail never co-occur in the
+  corpus (AND count < 1 within a token window) → likely hallucinated → retrieve and regenerate.
 
 Deviation from QuCo: it extracts (head, relation, tail) triples with a distilled 0.5B model; here
-pairs are (question entity, answer entity) from spaCy (`corpora.entities`). When the question has
-no entity the answer's entities are counted alone (QuCo's two-element tuples).
+the head is taken from the question and the tail is an answer entity, both from spaCy
+(`corpora.entities`). Which question entity heads the claim is the ``pairing``:
+- ``all`` (default): the minimum over every (question entity × answer entity) pair, so one
+  generic question entity that never meets the answer fires it;
+- ``any``: an answer entity is supported when it co-occurs with *any* question entity; the check
+  fires when some answer entity co-occurs with none (max over question entities, then min over
+  answer entities), so a generic or mis-extracted question entity cannot fire it alone;
+- ``rarest``: the question's most specific entity (the lowest corpus count) heads every pair.
+The default is the one with the best mean ROC-AUC against closed-book errors over three shared sets
+and three corpus samples (``benchmarks/quco_pairing.py``); all three were at chance there (README).
+When the question has no entity the answer's entities are counted alone (QuCo's two-element tuples).
 
-Scores are continuous so benchmarks can sweep them: runtime −log(1 + min pair count); before
+Scores are continuous so benchmarks can sweep them: runtime −log(1 + the pairing's count); before
 generation −log(1 + mean frequency per million tokens). Both are 0 at "never seen" and fall as
 the evidence grows; the trigger fires when the count (frequency) is below its threshold.
 """
@@ -31,7 +39,15 @@ DEFAULT_THRESHOLD = 1.0
 # Before generation: QuCo's τ = 10³ occurrences in OLMo-2's ~4·10¹² tokens = 2.5·10⁻⁴ per million.
 # On a proxy corpus of a few million tokens this means "every question entity is absent".
 DEFAULT_QUESTION_THRESHOLD = 2.5e-4
+PAIRINGS = ("all", "any", "rarest")
+DEFAULT_PAIRING = "all"
 ENTITIES_MEMO = "entities"  # StepState.memo key prefix: (ENTITIES_MEMO, text) → tuple of entities
+
+
+def check_pairing(pairing: str) -> str:
+    if pairing not in PAIRINGS:
+        raise TriggerConfigError(f"unknown quco pairing {pairing!r}; choose from {', '.join(PAIRINGS)}")
+    return pairing
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -50,9 +66,11 @@ class QuCo:
     question_threshold: float = DEFAULT_QUESTION_THRESHOLD
     window: int = DEFAULT_WINDOW
     extractor: Callable[[str], Sequence[str]] = field(default=extract_entities, repr=False)
+    pairing: str = DEFAULT_PAIRING
     name: str = "quco"
 
     def __post_init__(self) -> None:
+        check_pairing(self.pairing)
         self.threshold = check_threshold(self.threshold)
         self.question_threshold = check_threshold(self.question_threshold, "question_threshold")
         if not isinstance(self.window, int) or isinstance(self.window, bool) or self.window <= 0:
@@ -87,12 +105,19 @@ class QuCo:
         stats = self.statistics
         details: dict[str, Any] = {
             "stage": "step", "question_entities": list(q_ents), "answer_entities": a_ents,
-            "threshold": self.threshold, "window": self.window,
+            "threshold": self.threshold, "window": self.window, "pairing": self.pairing,
         }
         if q_ents:
-            checks = [{"pair": [q, a], **self._count(stats.cooccurrence(q, a, self.window))}
-                      for q in q_ents for a in a_ents]
-            details["pairs"] = checks
+            heads = list(q_ents)
+            if self.pairing == "rarest":
+                heads = [min(q_ents, key=lambda q: stats.count(q).count)]  # ties: the first in the question
+                details["head"] = heads[0]
+            pairs = [{"pair": [q, a], **self._count(stats.cooccurrence(q, a, self.window))}
+                     for q in heads for a in a_ents]
+            details["pairs"] = pairs
+            checks = pairs
+            if self.pairing == "any":  # each answer entity is judged by its best-attested question entity
+                checks = [max((p for p in pairs if p["pair"][1] == a), key=lambda p: p["count"]) for a in a_ents]
         else:
             checks = [{"entity": a, **self._count(stats.count(a))} for a in a_ents]
             details["singles"] = checks
@@ -118,6 +143,7 @@ def from_options(
     tokenizer: Any = None,
     corpus_tokenizer: Any = None,
     max_clause_freq: int | None = None,
+    pairing: str | None = None,
     lm: Any = None,
     **_: Any,
 ) -> QuCo:
@@ -131,6 +157,7 @@ def from_options(
     from corpora.infinigram_index import demo_index_dir
     from corpora.statistics import DEFAULT_MAX_CLAUSE_FREQ
 
+    pairing = check_pairing(DEFAULT_PAIRING if pairing is None else pairing)
     window = DEFAULT_WINDOW if window is None else window
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
         raise TriggerConfigError(f"window must be a positive number of tokens, got {window!r}")
@@ -146,4 +173,5 @@ def from_options(
         threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         question_threshold=DEFAULT_QUESTION_THRESHOLD if question_threshold is None else question_threshold,
         window=window,
+        pairing=pairing,
     )

@@ -77,6 +77,7 @@ def add_trigger_options(g) -> None:
     g.add_argument("--corpus-tokenizer", default=None, metavar="PATH", help="quco: tokenizer of a plain infini-gram index folder")
     g.add_argument("--window", type=positive_int, default=None, help="quco: co-occurrence window in tokens (default: 1000)")
     g.add_argument("--question-threshold", type=finite_float, default=None, help="quco: pre-generation threshold, entity frequency per million tokens")
+    g.add_argument("--pairing", default=None, choices=("all", "any", "rarest"), help="quco: which question entities an answer entity is paired with (default: all)")
     g.add_argument("--config", default=None, metavar="FILE", help="TOML per-trigger settings, e.g. thresholds from `arag calibrate` (default: $ARAG_CONFIG or ./arag.toml)")
 
 
@@ -112,6 +113,7 @@ def trigger_options(args: argparse.Namespace) -> dict:
         "corpus_tokenizer": getattr(args, "corpus_tokenizer", None),
         "window": getattr(args, "window", None),
         "question_threshold": getattr(args, "question_threshold", None),
+        "pairing": getattr(args, "pairing", None),
         "per_trigger": config.get("triggers", {}),
     }
 
