@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.datasets import QAExample, corpus_paths, load_dataset
+from benchmarks.datasets import QAExample, corpus_paths, load_dataset, load_questions_file, shuffled
 from benchmarks.policies import FIXED_POLICIES
 from benchmarks.report import write_report
-from benchmarks.runner import (MANIFEST, BenchConfig, BenchError, QuestionRunner, prepare_run_dir, read_results,
-                               run_questions, writer_lock)
+from benchmarks.runner import (MANIFEST, RESULTS, BenchConfig, BenchError, QuestionRunner, prepare_run_dir, read_results,
+                               read_run_manifest, run_questions, writer_lock)
 from corpora.atomic import write_json_atomic
 from triggers.base import Trigger
 
@@ -41,45 +42,84 @@ def select(records: list[dict], examples: list[QAExample]) -> list[dict]:
     return [by_id[e.id] for e in examples if e.id in by_id]
 
 
-def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path, limit: int | None = None, *, lm: Any = None,
+def load_examples(config: BenchConfig, data_dir: Path | None, limit: int | None = None) -> list[QAExample]:
+    """The questions of this run, in run order: a shared set by name, or the user's QA file."""
+    if config.questions:
+        return shuffled(load_questions_file(config.questions), limit, config.shuffle_seed)
+    if data_dir is None:
+        raise BenchError(f"dataset {config.dataset} needs the shared data folder")
+    return load_dataset(config.dataset, data_dir, config.split, config.relation, limit, config.shuffle_seed)
+
+
+def corpus_files(config: BenchConfig, data_dir: Path | None) -> list[str] | None:
+    """The corpus files to retrieve over; None when the run reads a saved index or an Elasticsearch index."""
+    if config.corpus == "files":
+        return list(config.sources or ())
+    if config.corpus == "elasticsearch":  # sources: the ES index, then any files to index into it first
+        return list((config.sources or ())[1:]) or None
+    if config.corpus == "index":
+        return None
+    if data_dir is None:
+        raise BenchError(f"--corpus {config.corpus} needs the shared data folder")
+    return [str(p) for p in corpus_paths(config.dataset, data_dir, config.corpus)]
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an ``--out`` that cannot be a run folder before any model loads (an existing file,
+    /dev/null, an unwritable place), with one line instead of a traceback."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BenchError(f"{out_dir}: exists and is not a folder; --out names the run folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"{out_dir}: cannot create the run folder ({exc.strerror or exc})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise BenchError(f"{out_dir}: run folder is not writable")
+
+
+def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path | None, limit: int | None = None, *, lm: Any = None,
                   index: str | None = None, progress: bool = True, metric: str = "contains", command: str = "",
-                  report_only: bool = False) -> dict[str, Any]:
+                  report_only: bool = False, retriever_options: dict[str, Any] | None = None,
+                  log_every: int = 0) -> dict[str, Any]:
     """Run what is missing of ``config`` in ``out_dir`` (resuming), then write every report file.
-    Returns the summary."""
-    examples = load_dataset(config.dataset, data_dir, config.split, config.relation, limit, config.shuffle_seed)
-    paths = None if index else [str(p) for p in corpus_paths(config.dataset, data_dir, config.corpus)]
+    ``retriever_options``: Elasticsearch's ``es_url``/``es_index``/``es_mode``/``es_ca_file``;
+    ``log_every``: without a progress bar, a line on stderr every N questions. Returns the summary."""
+    examples = load_examples(config, data_dir, limit)
+    paths = None if index else corpus_files(config, data_dir)
     if report_only:
         return _report(read_existing(out_dir, config), examples, config, out_dir, metric)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir)
     with writer_lock(out_dir):
         records = prepare_run_dir(out_dir, config)
-        _run_missing(config, out_dir, data_dir, examples, records, paths, lm, index, progress, command)
-        return _report(read_results(out_dir), examples, config, out_dir, metric)
+        _run_missing(config, out_dir, data_dir, examples, records, paths, lm, index, progress, command,
+                     retriever_options or {}, log_every)
+        return _report(read_results(out_dir, check=True), examples, config, out_dir, metric)
 
 
 def read_existing(out_dir: Path, config: BenchConfig) -> list[dict]:
     return prepare_run_dir(out_dir, config, writing=False)
 
 
-def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path, examples: list[QAExample], records: list[dict],
-                 paths: list[str] | None, lm: Any, index: str | None, progress: bool, command: str) -> None:
+def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, examples: list[QAExample], records: list[dict],
+                 paths: list[str] | None, lm: Any, index: str | None, progress: bool, command: str,
+                 retriever_options: dict[str, Any], log_every: int) -> None:
     """Open the retriever, model and triggers only when some question is still missing."""
     manifest_path = out_dir / MANIFEST
-    run = json.loads(manifest_path.read_text(encoding="utf-8"))
+    run = read_run_manifest(out_dir)
     done = {r["id"] for r in records}
     if any(e.id not in done for e in examples):
         t0 = time.perf_counter()
         from rag.components import open_retriever
         from rag.pipeline import load_language_model
 
-        retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress)
+        retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress, **retriever_options)
         lm = lm or load_language_model(config.model)
         triggers = build_triggers(config.policies, lm, config.trigger_options)
         runner = QuestionRunner(lm, retriever, triggers, config.loop_config())
         run.update(command=command, setup_seconds=time.perf_counter() - t0, thresholds=thresholds_of(triggers),
-                   data_dir=str(data_dir), model_name=getattr(lm, "name", config.model))
+                   data_dir=str(data_dir) if data_dir else None, model_name=getattr(lm, "name", config.model))
         write_json_atomic(manifest_path, run)
-        run_questions(runner, examples, out_dir, done, progress=progress)
+        run_questions(runner, examples, out_dir, done, progress=progress, log_every=log_every)
     elif command and not run.get("command"):
         run["command"] = command
         write_json_atomic(manifest_path, run)
@@ -89,5 +129,9 @@ def _report(records: list[dict], examples: list[QAExample], config: BenchConfig,
     chosen = select(records, examples)
     if not chosen:
         raise BenchError(f"{out_dir}: no results yet for these questions")
-    run = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    return write_report(chosen, config.policies, out_dir, metric, run.get("thresholds"))
+    run = read_run_manifest(out_dir)
+    try:
+        return write_report(chosen, config.policies, out_dir, metric, run.get("thresholds"))
+    except (KeyError, TypeError, AttributeError) as exc:  # a nested field of a hand-edited line; top-level ones are checked on reading
+        raise BenchError(f"{out_dir / RESULTS}: a result record is damaged ({type(exc).__name__}: {exc}); "
+                         "remove its line to recompute that question") from None

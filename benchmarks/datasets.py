@@ -81,27 +81,34 @@ def _jsonl(path: Path) -> Iterator[_Record]:
     if not path.exists():
         raise DatasetError(f"{path}: file not found (is the data folder complete?)")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                where = f"{path}:{lineno}"
-                try:
-                    # every object, nested ones too, so r["ctxs"][0]["title"] names the line as well
-                    rec = json.loads(line, object_hook=lambda d: _Record(d, where))
-                except json.JSONDecodeError as exc:
-                    raise DatasetError(f"{where}: malformed JSON ({exc.msg})") from None
-                if not isinstance(rec, _Record):
-                    raise DatasetError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-                yield rec
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    where = f"{path}:{lineno}"
+                    try:
+                        # every object, nested ones too, so r["ctxs"][0]["title"] names the line as well
+                        rec = json.loads(line, object_hook=lambda d: _Record(d, where))
+                    except json.JSONDecodeError as exc:
+                        raise DatasetError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+                    if not isinstance(rec, _Record):
+                        raise DatasetError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+                    yield rec
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # not gzip, truncated gzip, not UTF-8
+        raise DatasetError(f"{path}: cannot read ({exc})") from None
 
 
 def _csv(path: Path) -> Iterator[_Record]:
     if not path.exists():
         raise DatasetError(f"{path}: file not found (is the data folder complete?)")
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        for row in reader:
-            yield _Record(row, f"{path}:{reader.line_num}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                yield _Record({k: v for k, v in row.items() if k is not None}, f"{path}:{reader.line_num}")
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from None
 
 
 def _answers(values: Any, rec: _Record) -> tuple[str, ...]:
@@ -195,6 +202,69 @@ def _flashrag_toy(d: Path, split: str) -> list[QAExample]:
             for r in _jsonl(path)]
 
 
+# -- the user's own QA file (`arag bench --questions FILE`) ---------------------------------------
+QUESTION_FILE_SUFFIXES = (".jsonl", ".json", ".csv")
+ANSWER_FIELDS = ("golden_answers", "answers", "answer")  # FlashRAG's name first
+
+
+def _file_answers(rec: _Record, csv_row: bool) -> tuple[str, ...]:
+    """The reference answers of a user record: a list, or one string. In a CSV cell a JSON list
+    (``["Paris", "City of Paris"]``) or answers separated by ``|``."""
+    name = next((f for f in ANSWER_FIELDS if f in rec), None)
+    if name is None:
+        raise DatasetError(f"{rec.where}: no answers (expected a field {' or '.join(map(repr, ANSWER_FIELDS))})")
+    value = rec[name]
+    if isinstance(value, str):
+        text = value.strip()
+        if csv_row and text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{rec.where}: column {name!r} is not a JSON list ({exc.msg} at column {exc.colno})") from None
+        else:
+            value = [a.strip() for a in text.split("|")] if csv_row else [text]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    return _answers(value, rec)
+
+
+def load_questions_file(path: str | os.PathLike) -> list[QAExample]:
+    """A user's QA file in file order: JSONL (one object per line) or CSV with a header, either
+    optionally gzipped. Fields: ``question``; ``golden_answers`` (FlashRAG), ``answers`` or
+    ``answer``; ``id`` optional (default ``<file stem>:<n>``, n counting from 0) and unique."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"{p}: {'not a file' if p.exists() else 'questions file not found'}")
+    name = p.name.lower().removesuffix(".gz")
+    if not name.endswith(QUESTION_FILE_SUFFIXES):
+        raise DatasetError(f"{p}: unsupported questions file (use .jsonl or .csv, optionally .gz)")
+    is_csv = name.endswith(".csv")
+    stem = Path(name).stem
+    out: list[QAExample] = []
+    seen: dict[str, str] = {}
+    for i, rec in enumerate(_csv(p) if is_csv else _jsonl(p)):
+        question = rec["question"]
+        if not isinstance(question, str) or not question.strip():
+            raise DatasetError(f"{rec.where}: field 'question' must be a non-empty string")
+        raw_id = rec.get("id")
+        qid = str(raw_id) if raw_id not in (None, "") else f"{stem}:{i}"
+        if qid in seen:
+            raise DatasetError(f"{rec.where}: duplicate id {qid!r} (first at {seen[qid]})")
+        seen[qid] = rec.where
+        meta = {k: v for k, v in rec.items() if k not in ("id", "question", *ANSWER_FIELDS)}
+        out.append(QAExample(qid, question.strip(), _file_answers(rec, is_csv), meta))
+    if not out:
+        raise DatasetError(f"{p}: no questions in the file")
+    return out
+
+
+def shuffled(examples: list[QAExample], limit: int | None, shuffle_seed: int | None) -> list[QAExample]:
+    """A seeded shuffle (``shuffle_seed=None`` keeps file order), then the first ``limit``."""
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(examples)
+    return examples[:limit] if limit else examples
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     load: Callable[[Path, str], list[QAExample]]
@@ -236,9 +306,7 @@ def load_dataset(name: str, data_dir: Path, split: str | None = None, relation: 
         examples = [e for e in examples if e.metadata.get("relation") == relation]
         if not examples:
             raise DatasetError(f"entity_questions/{split} has no relation {relation!r}")
-    if shuffle_seed is not None:
-        random.Random(shuffle_seed).shuffle(examples)
-    return examples[:limit] if limit else examples
+    return shuffled(examples, limit, shuffle_seed)
 
 
 def corpus_paths(name: str, data_dir: Path, choice: str = "own") -> list[Path]:

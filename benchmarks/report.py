@@ -219,7 +219,8 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
     out = [f"# Benchmark: {cfg.get('dataset')} — {summary['questions']} questions", ""]
     if run.get("command"):
         out += ["```", run["command"], "```", ""]
-    out += [f"Model `{run.get('model_name') or cfg.get('model')}`, retriever `{cfg.get('retriever')}` over the `{cfg.get('corpus')}` corpus, "
+    corpus = ", ".join(f"`{Path(src).name}`" for src in cfg["sources"]) if cfg.get("sources") else f"the `{cfg.get('corpus')}`"
+    out += [f"Model `{run.get('model_name') or cfg.get('model')}`, retriever `{cfg.get('retriever')}` over {corpus} corpus, "
             f"k={cfg.get('k')}, max_steps={cfg.get('max_steps')}. Accuracy = {summary['metric']} "
             "(SQuAD-normalised; `contains` = a reference answer occurs in the answer on word boundaries). "
             "Costs are per question, each policy charged what it would cost run alone.", "",

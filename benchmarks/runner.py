@@ -23,6 +23,7 @@ already there, so a killed run resumes with nothing lost or duplicated.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from benchmarks.costs import LedgerState, Meter, add, zero
 from benchmarks.datasets import QAExample
 from corpora.atomic import write_json_atomic
 from corpora.jsonfloat import json_float, json_text
+from rag.lm import ModelError
 from rag.loop import AdaptiveRAG, LoopConfig, step_text
 from rag.query import form_query
 from retrievers.base import Passage, Retriever
@@ -63,12 +65,24 @@ class BenchConfig:
     max_steps: int = 1
     seed: int = 0
     trigger_options: dict[str, Any] = field(default_factory=dict)
+    # a user's QA file (``dataset`` is then its name): absolute path and content hash, so an edited
+    # file is not resumed against results of the old questions
+    questions: str | None = None
+    questions_sha256: str | None = None
+    # what ``corpus`` names when it is not a shared set's: corpus files, an index folder, an ES index
+    sources: tuple[str, ...] | None = None
 
     def loop_config(self) -> LoopConfig:
         return LoopConfig(k=self.k, max_steps=self.max_steps, seed=self.seed)
 
     def key(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
+        """The settings as JSON; the optional fields only when set, so run folders made before they
+        existed still resume."""
+        fields = {k: v for k, v in asdict(self).items() if v is not None or k not in OPTIONAL_KEYS}
+        return json.loads(json.dumps(fields, default=str))
+
+
+OPTIONAL_KEYS = ("questions", "questions_sha256", "sources")
 
 
 def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -191,9 +205,10 @@ class QuestionRunner:
 
 
 # -- the run folder: manifest, append-only results, resume ------------------------------------------
-def read_results(out_dir: Path, repair: bool = False) -> list[dict[str, Any]]:
+def read_results(out_dir: Path, repair: bool = False, check: bool = False) -> list[dict[str, Any]]:
     """The records in ``results.jsonl``. A run killed mid-line leaves a partial last line: it is
-    dropped (and cut off the file when ``repair``), so the resumed run redoes that question once."""
+    dropped (and cut off the file when ``repair``), so the resumed run redoes that question once.
+    ``check``: each record must have the fields the report reads (`_check_record`)."""
     path = out_dir / RESULTS
     if not path.exists():
         return []
@@ -208,10 +223,41 @@ def read_results(out_dir: Path, repair: bool = False) -> list[dict[str, Any]]:
     for lineno, line in enumerate(data[:end].decode("utf-8").split("\n"), 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                rec = json.loads(line)
+                records.append(_check_record(rec, f"{path}:{lineno}") if check else rec)
             except json.JSONDecodeError as exc:
-                raise BenchError(f"{path}:{lineno}: malformed result line ({exc.msg})") from None
+                raise BenchError(f"{path}:{lineno}: malformed result line ({exc.msg} at column {exc.colno})") from None
     return records
+
+
+def read_run_manifest(out_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run folder; a damaged one is a one-line BenchError naming it."""
+    path = out_dir / MANIFEST
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path}: damaged run manifest ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                         "use another --out") from None
+    if not isinstance(run, dict) or not isinstance(run.get("config"), dict):
+        raise BenchError(f"{path}: damaged run manifest (no 'config' object); use another --out")
+    return run
+
+
+RECORD_FIELDS = ("id", "question", "answers", "wall_seconds")
+SINGLE_STEP_FIELDS = ("closed_book", "signals", "extra_signals", "rag")
+
+
+def _check_record(rec: Any, where: str) -> dict[str, Any]:
+    """A result line has what the report reads (a hand-edited or foreign line would crash it later)."""
+    if not isinstance(rec, dict):
+        raise BenchError(f"{where}: result line is not a JSON object")
+    need = RECORD_FIELDS + (() if "live" in rec else SINGLE_STEP_FIELDS)
+    missing = [k for k in need if k not in rec]
+    if missing:
+        raise BenchError(f"{where}: result record lacks field(s) {', '.join(missing)}; remove the line to recompute that question")
+    return rec
 
 
 def prepare_run_dir(out_dir: Path, config: BenchConfig, writing: bool = True) -> list[dict[str, Any]]:
@@ -222,13 +268,13 @@ def prepare_run_dir(out_dir: Path, config: BenchConfig, writing: bool = True) ->
         raise BenchError(f"{out_dir}: no benchmark run here")
     out_dir.mkdir(parents=True, exist_ok=True)
     if manifest.exists():
-        old = json.loads(manifest.read_text(encoding="utf-8")).get("config")
+        old = read_run_manifest(out_dir)["config"]
         if old != config.key():
             diff = sorted(k for k in set(old or {}) | set(config.key()) if (old or {}).get(k) != config.key().get(k))
             raise BenchError(f"{out_dir} holds a run with different settings ({', '.join(diff)}); use another --out")
     else:
         write_json_atomic(manifest, {"config": config.key(), "created": time.strftime("%Y-%m-%d %H:%M:%S")})
-    return read_results(out_dir, repair=writing)
+    return read_results(out_dir, repair=writing, check=True)
 
 
 @contextmanager
@@ -245,20 +291,28 @@ def writer_lock(out_dir: Path) -> Iterator[None]:
 
 
 def run_questions(runner: QuestionRunner | Callable[[QAExample], dict], examples: Iterable[QAExample], out_dir: Path,
-                  done: set[str], progress: bool = True, on_record: Callable[[dict], None] | None = None) -> int:
-    """Run the examples not in ``done``, appending one flushed JSON line each; returns how many ran."""
+                  done: set[str], progress: bool = True, on_record: Callable[[dict], None] | None = None,
+                  log_every: int = 0) -> int:
+    """Run the examples not in ``done``, appending one flushed JSON line each; returns how many ran.
+    ``progress`` draws a bar (a terminal); ``log_every=N`` prints a plain line every N questions
+    instead (a log file or CI, where a bar is noise and silence looks like a hang)."""
     from tqdm import tqdm
 
     todo = [e for e in examples if e.id not in done]
     run = runner.run if isinstance(runner, QuestionRunner) else runner
-    n = 0
+    n, t0 = 0, time.perf_counter()
     with (out_dir / RESULTS).open("a", encoding="utf-8") as fh:
         for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, mininterval=2.0):
-            record = run(ex)
+            try:
+                record = run(ex)
+            except ModelError as exc:  # e.g. a question longer than the model's context
+                raise BenchError(f"question {ex.id}: {exc}") from None
             fh.write(json_text(record, default=str) + "\n")
             fh.flush()
             done.add(ex.id)
             n += 1
             if on_record is not None:
                 on_record(record)
+            if log_every and not progress and (n % log_every == 0 or n == len(todo)):
+                print(f"arag bench: {n}/{len(todo)} questions ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return n

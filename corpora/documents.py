@@ -48,6 +48,12 @@ def _record_to_document(rec: Any, where: str, fallback_id: str) -> Document:
 
 def iter_jsonl(path: Path) -> Iterator[Document]:
     """Yield documents from a JSONL file; a bad line raises CorpusError naming ``file:line``."""
+    for doc, _ in _jsonl_documents(path):
+        yield doc
+
+
+def _jsonl_documents(path: Path) -> Iterator[tuple[Document, str]]:
+    """(document, "file:line") for each line of a JSONL file."""
     try:
         with _open_text(path) as fh:
             for lineno, line in enumerate(fh, 1):
@@ -57,8 +63,8 @@ def iter_jsonl(path: Path) -> Iterator[Document]:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{where}: malformed JSON ({exc.msg})") from None
-                yield _record_to_document(rec, where, fallback_id=f"{path.stem}:{lineno}")
+                    raise CorpusError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+                yield _record_to_document(rec, where, fallback_id=f"{path.stem}:{lineno}"), where
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise CorpusError(f"{path}: cannot read ({exc})") from None
 
@@ -89,16 +95,22 @@ def iter_text_folder(path: Path) -> Iterator[Document]:
 
 def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document]:
     """Stream documents from JSONL files, .txt/.md files or folders (ids may repeat across files)."""
+    for doc, _ in _located_documents(paths):
+        yield doc
+
+
+def _located_documents(paths: Iterable[str | Path]) -> Iterator[tuple[Document, str]]:
+    """(document, where it came from: "file:line" or the text file) for every document of ``paths``."""
     for p in paths:
         path = Path(p)
         if not path.exists():
             raise CorpusError(f"{path}: no such file or folder")
         if path.is_dir():
-            yield from iter_text_folder(path)
+            yield from ((d, str(path / d.id)) for d in iter_text_folder(path))
         elif path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
-            yield from iter_jsonl(path)
+            yield from _jsonl_documents(path)
         elif path.suffix.lower() in TEXT_SUFFIXES:
-            yield from iter_text_file(path)
+            yield from ((d, str(path)) for d in iter_text_file(path))
         else:
             raise CorpusError(f"{path}: unsupported corpus format (use .jsonl, .jsonl.gz, or a folder of .txt/.md)")
 
@@ -106,14 +118,15 @@ def iter_documents(paths: Iterable[str | Path]) -> Iterator[Document]:
 def load_documents(paths: str | Path | Iterable[str | Path]) -> list[Document]:
     """Load every document from one or more JSONL files / text folders; ids must be unique."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    docs = list(iter_documents(paths))
+    docs: list[Document] = []
+    seen: dict[str, str] = {}
+    for d, where in _located_documents(paths):
+        if d.id in seen:
+            raise CorpusError(f"{where}: duplicate document id {d.id!r} (first at {seen[d.id]})")
+        seen[d.id] = where
+        docs.append(d)
     if not docs:
         raise CorpusError(f"{', '.join(map(str, paths))}: corpus is empty")
-    seen: set[str] = set()
-    for d in docs:
-        if d.id in seen:
-            raise CorpusError(f"duplicate document id {d.id!r}")
-        seen.add(d.id)
     return docs
 
 

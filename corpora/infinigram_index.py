@@ -28,6 +28,7 @@ from corpora.atomic import atomic_directory
 from corpora.cache import cache_dir
 from corpora.documents import Document, iter_documents
 from corpora.errors import CorpusError
+from corpora.hub import is_hub_id
 
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
@@ -59,8 +60,10 @@ def load_tokenizer(spec: Any):
     try:
         if path.is_dir():
             return AutoTokenizer.from_pretrained(str(path))
-        if path.exists() or os.sep in str(spec):
+        if path.exists():
             raise CorpusIndexError(f"{spec}: not a tokenizer folder")
+        if not is_hub_id(spec):
+            raise CorpusIndexError(f"{spec}: no such tokenizer folder")
         return AutoTokenizer.from_pretrained(str(spec), local_files_only=True)
     except CorpusIndexError:
         raise

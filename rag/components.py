@@ -5,11 +5,12 @@ fingerprint, so `arag ask --corpus X --retriever faiss` embeds X once, not on ev
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from corpora.documents import Document, fingerprint, load_documents
 from corpora.cache import cache_dir
-from retrievers.base import Retriever
+from retrievers.base import Retriever, RetrieverError
 from retrievers.kinds import check_kind
 
 
@@ -22,11 +23,24 @@ def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
     return demo_documents()
 
 
-def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequence[str] | None = None,
+def open_retriever(kind: str | None = None, index: str | None = None, corpus: Sequence[str] | None = None,
                    progress: bool = True, es_url: str | None = None, es_index: str | None = None,
                    es_mode: str = "bm25", es_ca_file: str | None = None) -> Retriever:
+    """``kind`` None: bm25, or with ``index`` the index's own kind (a different ``kind`` is refused,
+    not silently ignored)."""
     from retrievers.build import build_index, build_retriever, load_index
 
+    if index:
+        if kind == "elasticsearch":
+            raise RetrieverError("--index names a saved index folder; Elasticsearch reads --es-index NAME instead")
+        if kind is not None:
+            from retrievers.store import read_manifest
+
+            built = read_manifest(Path(index)).kind
+            if built != kind:
+                raise RetrieverError(f"{index} is a {built} index, not {kind}; drop --retriever (the index decides its kind)")
+        return load_index(index)
+    kind = kind or "bm25"
     if check_kind(kind) == "elasticsearch":
         from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
@@ -36,8 +50,6 @@ def open_retriever(kind: str = "bm25", index: str | None = None, corpus: Sequenc
         else:
             retriever.check_ready()  # unreachable / 401 / missing index: one line, before the model loads
         return retriever
-    if index:
-        return load_index(index)
     docs = corpus_documents(corpus)
     if kind == "bm25":
         return build_retriever("bm25", docs, progress=progress)

@@ -6,19 +6,40 @@ A TOML file: `--config FILE`, else `$ARAG_CONFIG`, else `./arag.toml` when prese
     threshold = 0.35
     aggregation = "min_prob"
 
-Command-line flags win over the file; the file wins over built-in defaults.
+Command-line flags win over the file; the file wins over built-in defaults. The file is checked
+when it is read: a misspelt key, an unknown trigger table or a value of the wrong type is one line
+naming the file and the key, never silently ignored (a typo'd ``threshhold`` would otherwise leave
+the default threshold in force without a word). `write_trigger_settings` edits the file through
+tomlkit, so its comments, layout and other tables survive.
 """
 from __future__ import annotations
 
+import difflib
+import math
 import os
-import tempfile
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
 
 class ConfigError(ValueError):
-    """The config file is missing (when named explicitly) or is not valid TOML."""
+    """The config file is missing (when named explicitly), is not valid TOML, or holds a key or value
+    that no trigger reads."""
+
+
+_NUMBER, _INT, _STR = "a finite number", "an integer", "a string"
+# Per trigger: the keys its factory reads (see rag.registry) and the type each must have.
+TRIGGER_KEYS: dict[str, dict[str, str]] = {
+    "token-confidence": {"threshold": _NUMBER, "aggregation": _STR},
+    "semantic-entropy": {"threshold": _NUMBER, "samples": _INT, "temperature": _NUMBER, "top_p": _NUMBER, "judge": _STR,
+                         "variant": _STR, "estimator": _STR, "sample_tokens": _INT},
+    "quco": {"threshold": _NUMBER, "corpus_index": _STR, "corpus_tokenizer": _STR, "question_threshold": _NUMBER,
+             "window": _INT, "max_clause_freq": _INT},
+    "always": {},
+    "never": {},
+}
+TOP_LEVEL_KEYS = ("triggers",)
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -31,40 +52,95 @@ def config_path(explicit: str | None = None) -> Path | None:
 
 
 def load_config(explicit: str | None = None) -> dict[str, Any]:
+    """The checked settings of the config file in force ({} when there is none)."""
     path = config_path(explicit)
     if path is None:
         return {}
     if not path.exists():
-        if explicit:
-            raise ConfigError(f"{path}: config file not found")
-        return {}
+        origin = "--config" if explicit else "ARAG_CONFIG"
+        raise ConfigError(f"{path}: config file not found (named by {origin})")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid config ({exc})") from None
+    validate_config(data, path)
+    return data
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _suggest(word: str, known: Any) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _type_error(value: Any, expected: str) -> bool:
+    if isinstance(value, bool):  # TOML's true/false are not 1.0/0.0
+        return True
+    if expected == _NUMBER:
+        return not isinstance(value, (int, float)) or not math.isfinite(value)
+    if expected == _INT:
+        return not isinstance(value, int)
+    return not isinstance(value, str)
+
+
+def validate_config(data: dict[str, Any], path: Path) -> None:
+    """Every key known and every value of its type, or a ConfigError naming the file and the key."""
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r} ({_suggest(key, TOP_LEVEL_KEYS)}known: {', '.join(TOP_LEVEL_KEYS)})")
+    triggers = data.get("triggers", {})
+    if not isinstance(triggers, dict):
+        raise ConfigError(f"{path}: 'triggers' must be a table of per-trigger tables ([triggers.token-confidence] ...), "
+                          f"got {type(triggers).__name__}")
+    for name, table in triggers.items():
+        if name not in TRIGGER_KEYS:
+            raise ConfigError(f"{path}: unknown trigger table [triggers.{name}] ({_suggest(name, TRIGGER_KEYS)}"
+                              f"known: {', '.join(TRIGGER_KEYS)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: triggers.{name} must be a table (e.g. [triggers.{name}] threshold = ...), "
+                              f"got {type(table).__name__}")
+        keys = TRIGGER_KEYS[name]
+        for key, value in table.items():
+            where = f"{path}: [triggers.{name}] {key}"
+            if key not in keys:
+                known = ", ".join(keys) or "none"
+                raise ConfigError(f"{where}: unknown key ({_suggest(key, keys)}{name} takes: {known})")
+            if _type_error(value, keys[key]):
+                raise ConfigError(f"{where} must be {keys[key]}, got {value!r}")
+
+
+def check_writable_config(path: Path) -> None:
+    """Fail now, not after a long calibration: the folder must take a new file and an existing file
+    must be a valid config (it will be edited, not replaced)."""
+    if path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: not a file")
+        load_config(str(path))
+    parent = path.parent
+    probe = parent / f".{path.name}.probe-{uuid.uuid4().hex[:8]}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the config file there ({exc.strerror or exc})") from None
 
 
 def write_trigger_settings(path: Path, trigger: str, settings: dict[str, Any]) -> None:
-    """Merge ``settings`` into ``[triggers.<trigger>]`` of the file, atomically (temp file + rename)."""
-    config = load_config(str(path)) if path.exists() else {}
-    config.setdefault("triggers", {}).setdefault(trigger, {}).update(settings)
-    lines: list[str] = []
-    for key, value in config.items():
-        if not isinstance(value, dict):
-            lines.append(f"{key} = {_toml_value(value)}")
-    for name, table in config.get("triggers", {}).items():
-        lines.append(f"\n[triggers.{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".arag-", suffix=".toml")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines).lstrip("\n") + "\n")
-    os.replace(tmp, path)
+    """Merge ``settings`` into ``[triggers.<trigger>]`` of the file, keeping its comments and other
+    tables; atomically (temp file + rename)."""
+    import tomlkit
+
+    from corpora.atomic import write_text_atomic
+
+    check_writable_config(path)
+    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    if "triggers" not in doc:
+        doc["triggers"] = tomlkit.table(is_super_table=True)  # only [triggers.NAME] headers, no bare [triggers]
+    triggers = doc["triggers"]
+    if trigger not in triggers:
+        triggers[trigger] = tomlkit.table()
+    for key, value in settings.items():
+        triggers[trigger][key] = value
+    text = tomlkit.dumps(doc)
+    validate_config(tomllib.loads(text), path)
+    write_text_atomic(path, text)

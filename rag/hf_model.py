@@ -18,6 +18,7 @@ import torch
 from transformers.utils.hub import is_offline_mode  # HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE
 
 from corpora.cache import cache_dir
+from corpora.hub import is_hub_id
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
 
 
@@ -70,7 +71,10 @@ def load_model_and_tokenizer(model_id_or_path: str | os.PathLike):
             if not (p / "config.json").exists() and len(ggufs) == 1:
                 return _load_gguf(ggufs[0])
             return AutoModelForCausalLM.from_pretrained(p), AutoTokenizer.from_pretrained(p)
-        if p.suffix == ".gguf" or os.sep in str(model_id_or_path) or str(model_id_or_path).startswith("."):
+        if p.is_file():
+            raise ModelError(f"{model_id_or_path}: a file that is not a model (give a .gguf file, a model folder "
+                             "with config.json, or a hub id)")
+        if not is_hub_id(model_id_or_path):
             raise ModelError(f"model path not found: {model_id_or_path}")
         kw = {"local_files_only": True} if is_offline_mode() else {}
         return (AutoModelForCausalLM.from_pretrained(str(model_id_or_path), **kw),
@@ -125,7 +129,22 @@ class HFLanguageModel:
 
             model_id_or_path = default_model_path()
         model, tok = load_model_and_tokenizer(model_id_or_path)
-        return cls(model, tok, name=Path(str(model_id_or_path)).name)
+        name = str(model_id_or_path) if is_hub_id(model_id_or_path) else Path(str(model_id_or_path)).name
+        return cls(model, tok, name=name)
+
+    @property
+    def context_length(self) -> int | None:
+        """The most positions the model was trained on (``max_position_embeddings``), if it says."""
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        return int(n) if isinstance(n, int) and n > 0 else None
+
+    def _check_context(self, prompt_tokens: int) -> None:
+        """Refuse a prompt the model cannot read, before any decoding: past its context a model
+        answers nonsense ("The answer is:") with no warning, and a 1 MB question decodes for minutes."""
+        limit = self.context_length
+        if limit is not None and prompt_tokens >= limit:
+            raise ModelError(f"prompt of {prompt_tokens:,} tokens is longer than the model's context of {limit:,} tokens "
+                             "(shorten the question, or use fewer passages with --k)")
 
     # -- prompts ---------------------------------------------------------------------------
     def render(self, prompt: PromptLike) -> str:
@@ -172,6 +191,7 @@ class HFLanguageModel:
     def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs=0,
                       on_token=None) -> list[Generation]:
         ids = self.encode(self.render(prompt))
+        self._check_context(len(ids))
         gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % (2**63))
         out = self.model(input_ids=torch.tensor([ids]), use_cache=True)  # one prefill for all n
         cache = out.cache
@@ -253,6 +273,7 @@ class HFLanguageModel:
         with self._lock:
             p_ids = self.encode(self.render(prompt))
             c_ids = self.encode(continuation)
+            self._check_context(len(p_ids) + len(c_ids))
             if not c_ids:
                 return Generation(text=continuation, prompt_tokens=len(p_ids))
             logits = self.model(input_ids=torch.tensor([p_ids + c_ids])).logits[0].float()

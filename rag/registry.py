@@ -32,22 +32,36 @@ TRIGGERS: dict[str, Callable[..., Trigger]] = {
 }
 
 
+def trigger_parts(name: str) -> list[str]:
+    """The known trigger names of ``a+b``; an empty part (``always+``) or an unknown name is an error."""
+    parts = [p.strip() for p in name.split("+")]
+    if not all(parts):
+        raise TriggerConfigError(f"empty trigger name in {name!r}" if name.strip() else "empty trigger name")
+    for part in parts:
+        if part not in TRIGGERS:
+            raise TriggerConfigError(f"unknown trigger {part!r}; choose from {', '.join(TRIGGERS)} (or a+b)")
+    return parts
+
+
 def build_trigger(name: str, **options: Any) -> Trigger:
     """Build a trigger by name; options that a trigger does not take are ignored.
 
     ``options`` may carry per-trigger overrides as ``{"per_trigger": {name: {...}}}`` (from a config
-    file); explicit options win.
+    file, named by ``config_file`` so that a bad value there is reported with the file); explicit
+    options win.
     """
     per = options.pop("per_trigger", {}) or {}
-    parts = [p.strip() for p in name.split("+") if p.strip()]
-    if not parts:
-        raise TriggerConfigError("empty trigger name")
+    config_file = options.pop("config_file", None)
+    parts = trigger_parts(name)
     if len(parts) > 1 and options.get("threshold") is not None:
         raise TriggerConfigError("--threshold is ambiguous for a combined trigger; set per-trigger thresholds in the config file")
     built = []
     for part in parts:
-        if part not in TRIGGERS:
-            raise TriggerConfigError(f"unknown trigger {part!r}; choose from {', '.join(TRIGGERS)} (or a+b)")
         merged = {**per.get(part, {}), **{k: v for k, v in options.items() if v is not None}}
-        built.append(TRIGGERS[part](**merged))
+        try:
+            built.append(TRIGGERS[part](**merged))
+        except TriggerConfigError as exc:
+            if config_file and per.get(part):
+                raise TriggerConfigError(f"{exc} (with the settings of {config_file} [triggers.{part}])") from None
+            raise
     return built[0] if len(built) == 1 else AnyOf(built, name="+".join(parts))

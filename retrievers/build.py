@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from corpora.documents import Document
 from retrievers.base import Retriever, RetrieverError
 from retrievers.kinds import INDEX_KINDS, check_kind, retriever_class
-from retrievers.store import atomic_directory, read_documents, read_manifest
+from retrievers.store import MANIFEST_NAME, atomic_directory, read_documents, read_manifest
 
 if TYPE_CHECKING:
     from retrievers.bm25 import BM25Retriever
@@ -94,4 +94,10 @@ def load_index(
             f"{path}: index was embedded with {manifest.embedding_model!r}, not {embedding_model!r}; rebuild it"
         )
     docs = read_documents(path, manifest)
-    return retriever_class(manifest.kind).from_saved(path, manifest, docs)
+    try:
+        return retriever_class(manifest.kind).from_saved(path, manifest, docs)
+    except RetrieverError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a hand-edited option, e.g. "k1": "abc"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RetrieverError(f"{path / MANIFEST_NAME}: invalid index options {manifest.options} ({first}); rebuild the index") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ContextManager, Sequence
 
 from corpora.atomic import atomic_directory as _atomic_directory
+from corpora.atomic import stranded_index_hint
 from corpora.documents import Document, fingerprint, iter_jsonl, write_jsonl
 from corpora.errors import CorpusError
 from retrievers.base import RetrieverError
@@ -52,7 +53,7 @@ def write_manifest(path: Path, manifest: Manifest) -> None:
 def read_manifest(path: Path) -> Manifest:
     """Parse ``path/manifest.json``; anything missing or malformed is a one-line RetrieverError."""
     if not path.exists():
-        raise RetrieverError(f"{path}: no such index directory")
+        raise RetrieverError(f"{path}: no such index directory{stranded_index_hint(path)}")
     if not path.is_dir():
         raise RetrieverError(f"{path}: not a directory (an index is a directory with {MANIFEST_NAME})")
     mpath = path / MANIFEST_NAME
@@ -63,7 +64,7 @@ def read_manifest(path: Path) -> Manifest:
     except (OSError, UnicodeDecodeError) as exc:
         raise RetrieverError(f"{mpath}: cannot read ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise RetrieverError(f"{mpath}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+        raise RetrieverError(f"{mpath}: malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(raw, dict):
         raise RetrieverError(f"{mpath}: expected a JSON object")
     missing = [k for k in ("format_version", "kind", "corpus_fingerprint", "num_documents") if k not in raw]
@@ -73,6 +74,8 @@ def read_manifest(path: Path) -> Manifest:
         raise RetrieverError(f"{mpath}: unsupported format_version {raw['format_version']!r} (this version reads {FORMAT_VERSION})")
     if raw["kind"] not in INDEX_KINDS:
         raise RetrieverError(f"{mpath}: unknown index kind {raw['kind']!r} (expected one of {', '.join(INDEX_KINDS)})")
+    if not isinstance(raw.get("options", {}), dict):
+        raise RetrieverError(f"{mpath}: field 'options' must be a JSON object")
     known = set(Manifest.__dataclass_fields__)
     return Manifest(**{k: v for k, v in raw.items() if k in known})
 

@@ -66,3 +66,48 @@ def es_tools() -> None:
         pytest.fail(f"CI must run the Elasticsearch tests: {problem}")
     if problem:
         pytest.skip(problem)
+
+
+TINY_HUB_ID = "tiny-org/tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def tiny_hub_home(tmp_path_factory) -> Path:
+    """An ``HF_HOME`` whose hub cache holds ``tiny-org/tiny-llama`` in huggingface_hub's layout
+    (``hub/models--tiny-org--tiny-llama/snapshots/<rev>/`` + ``refs/main``): a 2-layer random Llama
+    with a small byte-level BPE tokenizer trained here, so nothing is downloaded. Its context is
+    4,096 tokens (room for three retrieved passages in its coarse tokens)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    home = tmp_path_factory.mktemp("hf_home")
+    repo = home / "hub" / ("models--" + TINY_HUB_ID.replace("/", "--"))
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / revision
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    texts = ["who got the first nobel prize in physics", "Paris is the capital of France.", "The answer is 42."] * 20
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=320, special_tokens=["<unk>", "<s>", "</s>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                      bos_token_id=1, eos_token_id=2)
+    LlamaForCausalLM(cfg).save_pretrained(snapshot)
+    tok.save_pretrained(snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return home
+
+
+@pytest.fixture
+def tiny_hub_env(tiny_hub_home, monkeypatch) -> dict[str, str]:
+    """This process and its children see the tiny hub cache, offline (as a user without network would)."""
+    monkeypatch.setenv("HF_HOME", str(tiny_hub_home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    return dict(os.environ)

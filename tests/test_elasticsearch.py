@@ -228,3 +228,30 @@ def _demo_path():
     from corpora.demo import DEMO_CORPUS
 
     return DEMO_CORPUS
+
+
+def test_bench_own_questions_over_elasticsearch(es_node, tiny_hub_env, tmp_path):
+    """`arag bench --questions FILE --retriever elasticsearch --corpus PATH`: the files are indexed into
+    Elasticsearch, then every question retrieves from it (the tiny hub-cache model keeps this fast)."""
+    import subprocess
+    import sys
+
+    from conftest import TINY_HUB_ID
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"c{i}", "title": t, "text": x}) + "\n" for i, (t, x) in enumerate(
+        [("Oslo", "Oslo is the capital of Norway."), ("Lima", "Lima is the capital of Peru.")])))
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "a", "question": "capital of Peru", "golden_answers": ["Lima"]}\n'
+                  '{"id": "b", "question": "capital of Norway", "golden_answers": ["Oslo"]}\n')
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "rag.cli", "bench", "--questions", str(qa), "--retriever", "elasticsearch",
+                        "--es-url", es_node.url, "--es-index", "own-qa", "--corpus", str(corpus), "--model", TINY_HUB_ID,
+                        "--policies", "never,always", "--k", "1", "--out", str(out)],
+                       capture_output=True, text=True, env=tiny_hub_env, timeout=900)
+    assert r.returncode == 0, r.stderr
+    records = {json.loads(x)["id"]: json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()}
+    assert records["a"]["rag"]["passage_ids"] == ["c1"] and records["b"]["rag"]["passage_ids"] == ["c0"]
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["retriever"] == "elasticsearch" and config["sources"] == ["es-index:own-qa", str(corpus.resolve())]
+    assert ElasticsearchRetriever(es_node.url, "own-qa").count() == 2

@@ -247,8 +247,11 @@ def test_nli_judge_prepends_the_question(tiny_nli_dir):
 
 
 def test_nli_judge_unknown_model_is_a_config_error(tmp_path):
-    with pytest.raises(TriggerConfigError, match="cannot load NLI model"):
+    with pytest.raises(TriggerConfigError, match="missing': no such model folder"):
         make_judge(f"nli:{tmp_path / 'missing'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TriggerConfigError, match="cannot load NLI model"):
+        make_judge(f"nli:{tmp_path / 'empty'}")
 
 
 # -- end to end with the real default model -----------------------------------------------------------

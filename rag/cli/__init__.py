@@ -22,8 +22,16 @@ COMMAND_MODULES = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (`arag ask: error: ... (see arag ask --help)`), not argparse's usage
+    block; `--help` keeps the full text. Subcommand parsers inherit the class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arag", description="Adaptive retrieval-augmented generation: retrieve only when the model does not know.")
+    parser = OneLineParser(prog="arag", description="Adaptive retrieval-augmented generation: retrieve only when the model does not know.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

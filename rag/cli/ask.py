@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from rag.cli.common import add_pipeline_args, build_pipeline
+from rag.cli.common import add_pipeline_args, build_pipeline, check_trigger_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.question.strip():
         raise UsageError("question is empty")
+    check_trigger_flags(args, args.trigger)
     pipe = build_pipeline(args)
     answer = pipe.ask(args.question)
     if args.json:

@@ -9,16 +9,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from rag.cli.common import add_model_args, add_trigger_options, positive_int, show_progress
-from retrievers.kinds import INDEX_KINDS
+from rag.cli.common import add_elasticsearch_args, add_model_args, add_trigger_options, positive_int, show_progress
+from retrievers.kinds import RETRIEVER_KINDS
 
 DEFAULT_POLICIES = "never,always,token-confidence"
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", required=True, help="a set in the data folder (nq_open, nq_open_oracle, hotpotqa_dev_distractor_500, "
-                   "musique_ans_dev_200, popqa_longtail, entity_questions, triviaqa_sample_200, truthfulqa, flashrag_toy)")
+    g = p.add_argument_group("data (--dataset NAME, or your own --questions FILE with --corpus PATH... or --index DIR)")
+    which = g.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dataset", help="a set in the data folder (nq_open, nq_open_oracle, hotpotqa_dev_distractor_500, "
+                       "musique_ans_dev_200, popqa_longtail, entity_questions, triviaqa_sample_200, truthfulqa, flashrag_toy)")
+    which.add_argument("--questions", metavar="FILE", help="your QA file: JSONL or CSV (.gz too) with question and "
+                       "golden_answers | answers (FlashRAG's format works); see README")
     g.add_argument("--split", default=None, help="the dataset's split (default: its first; nq_open: dev | efficientqa-dev | efficientqa-test; entity_questions: dev | test)")
     g.add_argument("--relation", default=None, help="entity_questions: only this relation (e.g. P36)")
     g.add_argument("--limit", type=positive_int, default=None, help="first N questions of the (seeded) shuffled set")
@@ -28,14 +31,17 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_policy_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("retrieval and triggers")
-    g.add_argument("--retriever", default="bm25", choices=tuple(INDEX_KINDS), help="retriever kind (default: bm25)")
-    g.add_argument("--corpus", default=None, choices=("own", "union"),
-                   help="the set's own passages, or the union of every shared corpus (default: own when the set has passages)")
-    g.add_argument("--index", default=None, metavar="DIR", help="a saved index instead of --corpus")
+    g.add_argument("--retriever", default=None, choices=RETRIEVER_KINDS,
+                   help="retriever kind (default: bm25; with --index, the index's own kind)")
+    g.add_argument("--corpus", default=None, nargs="+", metavar="PATH",
+                   help="own | union (a named set's passages, or every shared corpus; default: own when the set has "
+                        "passages), or your corpus: JSONL(.gz) files or folders of .txt/.md")
+    g.add_argument("--index", default=None, metavar="DIR", help="a saved index (from `arag index build`) instead of --corpus")
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
     g.add_argument("--max-steps", type=positive_int, default=1,
                    help="sentences per answer (default: 1; above 1 every policy runs for real and sweeps are off)")
     g.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
+    add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
     add_trigger_options(g)
 
 
@@ -72,30 +78,129 @@ def user_errors() -> Iterator[None]:
 
 
 def bench_config(args: argparse.Namespace, policies: tuple[str, ...]):
+    """The run's settings from the command line: which questions, which passages, which policies."""
     from benchmarks.datasets import default_corpus_choice
     from benchmarks.runner import BenchConfig
-    from rag.cli.common import trigger_options
+    from rag.cli.common import check_trigger_flags, trigger_options
 
-    options = {k: v for k, v in trigger_options(args).items() if v is not None and v != {}}
-    return BenchConfig(dataset=args.dataset, policies=policies, split=args.split, relation=args.relation,
-                       shuffle_seed=None if args.file_order else 0, retriever=args.retriever,
-                       corpus=args.corpus or ("index" if args.index else default_corpus_choice(args.dataset)),
-                       k=args.k, model=args.model, max_steps=args.max_steps, seed=args.seed, trigger_options=options)
+    check_trigger_flags(args, ",".join(policies))
+    # the settings, not where they came from, determine the results (and so the run folder)
+    options = {k: v for k, v in trigger_options(args).items() if v is not None and v != {} and k != "config_file"}
+    questions = _questions_file(args)
+    retriever, corpus, sources = _retrieval_source(args, questions is not None)
+    if corpus is None:
+        corpus = default_corpus_choice(args.dataset)
+    return BenchConfig(dataset=args.dataset or _file_label(questions), policies=policies, split=args.split,
+                       relation=args.relation, shuffle_seed=None if args.file_order else 0, retriever=retriever,
+                       corpus=corpus, k=args.k, model=args.model, max_steps=args.max_steps, seed=args.seed,
+                       trigger_options=options, questions=str(questions) if questions else None,
+                       questions_sha256=_sha256(questions) if questions else None, sources=sources)
+
+
+def _questions_file(args: argparse.Namespace) -> Path | None:
+    from benchmarks.runner import BenchError
+
+    if not args.questions:
+        return None
+    for flag, value in (("--split", args.split), ("--relation", args.relation)):
+        if value is not None:
+            raise BenchError(f"{flag} applies to --dataset, not to --questions")
+    path = Path(args.questions).expanduser()
+    if not path.is_file():
+        raise BenchError(f"{path}: questions file not found" if not path.exists() else f"{path}: not a file")
+    return path.resolve()
+
+
+def _file_label(path: Path | None) -> str:
+    """A questions file's name without its suffixes (``nq_test.jsonl.gz`` → ``nq_test``): the run's label."""
+    name = path.name if path else "questions"
+    for suffix in (".gz", ".jsonl", ".json", ".csv"):
+        name = name.removesuffix(suffix)
+    return name or "questions"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _retrieval_source(args: argparse.Namespace, own_questions: bool) -> tuple[str, str | None, tuple[str, ...] | None]:
+    """(retriever kind, corpus label, sources): a shared set's corpus (``own``/``union``), corpus
+    files, a saved index folder (its manifest says the kind), or an Elasticsearch index."""
+    import os
+
+    from benchmarks.runner import BenchError
+    from retrievers.store import read_manifest
+
+    corpus = args.corpus or []
+    named = len(corpus) == 1 and corpus[0] in ("own", "union")
+    files = tuple(str(Path(c).expanduser().resolve()) for c in corpus) if corpus and not named else ()
+    if named and own_questions:
+        raise BenchError(f"--corpus {corpus[0]} is a named set's corpus; with --questions give your corpus files (--corpus PATH...) or --index DIR")
+    if args.index:
+        if corpus:
+            raise BenchError("--corpus and --index are alternatives: the index already holds its corpus")
+        kind = read_manifest(Path(args.index)).kind
+        if args.retriever not in (None, kind):
+            raise BenchError(f"{args.index} is a {kind} index; drop --retriever {args.retriever} (the index decides its kind)")
+        return kind, "index", (str(Path(args.index).resolve()),)
+    if args.retriever == "elasticsearch":
+        es_index = args.es_index or os.environ.get("ARAG_ES_INDEX") or "arag"
+        if named:
+            raise BenchError("with --retriever elasticsearch, --corpus names files to index (or leave it out to use --es-index as it is)")
+        return "elasticsearch", "elasticsearch", (f"es-index:{es_index}", *files)
+    if files:
+        return args.retriever or "bm25", "files", files
+    if own_questions:
+        raise BenchError("--questions needs the passages to retrieve from: --corpus PATH... or --index DIR "
+                         "(or --retriever elasticsearch --es-index NAME)")
+    return args.retriever or "bm25", corpus[0] if named else None, None
+
+
+def retriever_options(args: argparse.Namespace) -> dict:
+    """Where an Elasticsearch index is (credentials stay in the environment)."""
+    if args.retriever != "elasticsearch":
+        return {}
+    return {"es_url": args.es_url, "es_index": args.es_index, "es_mode": args.es_mode, "es_ca_file": args.es_ca_file}
+
+
+def data_dir_for(args: argparse.Namespace):
+    """The shared data folder, which only a named set or the own/union corpora need."""
+    from benchmarks.datasets import resolve_data_dir
+
+    named_corpus = args.corpus is not None and len(args.corpus) == 1 and args.corpus[0] in ("own", "union")
+    if args.questions and not named_corpus and args.data_dir is None:
+        return None
+    return resolve_data_dir(args.data_dir)
+
+
+LOG_EVERY = 10  # questions between progress lines when stderr is not a terminal
+
+
+def log_every(args: argparse.Namespace) -> int:
+    """A progress line every `LOG_EVERY` questions unless a bar is drawn or ``--no-progress`` was given."""
+    return 0 if getattr(args, "progress", None) is False or show_progress() else LOG_EVERY
+
+
+def command_line(name: str) -> str:
+    """The command as typed, for the report (empty when called from Python)."""
+    return "arag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == [name] else ""
 
 
 def run(args: argparse.Namespace) -> int:
     from benchmarks.bench import default_out_dir, run_benchmark
-    from benchmarks.datasets import resolve_data_dir
     from benchmarks.report import policy_table
     from benchmarks.runner import parse_policies
 
     with user_errors():
-        data_dir = resolve_data_dir(args.data_dir)
+        data_dir = data_dir_for(args)
         config = bench_config(args, parse_policies(args.policies))
         out = Path(args.out) if args.out else default_out_dir(config)
-        command = "arag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
-        summary = run_benchmark(config, out, data_dir, args.limit, index=args.index, progress=show_progress() if args.progress is None else args.progress,
-                                metric=args.metric, command=command, report_only=args.report_only)
+        progress = show_progress() if args.progress is None else args.progress
+        summary = run_benchmark(config, out, data_dir, args.limit, index=args.index, progress=progress,
+                                metric=args.metric, command=command_line("bench"), report_only=args.report_only,
+                                retriever_options=retriever_options(args), log_every=log_every(args))
     print(policy_table(summary))
     print(f"\nreport: {out / 'REPORT.md'}")
     return 0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
-from rag.cli.bench import add_data_args, add_policy_args, bench_config, user_errors
+from corpora.atomic import write_text_atomic
+from rag.cli.bench import (add_data_args, add_policy_args, bench_config, command_line, data_dir_for, log_every,
+                                retriever_options, user_errors)
 from rag.cli.common import add_model_args, finite_float, show_progress
 
 
@@ -31,29 +31,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.bench import default_out_dir, run_benchmark, select
+    from benchmarks.bench import default_out_dir, load_examples, run_benchmark, select
     from benchmarks.calibration import calibrate, render
-    from benchmarks.datasets import load_dataset, resolve_data_dir
-    from benchmarks.runner import BenchError, read_results
-    from rag.config import write_trigger_settings
+    from benchmarks.runner import BenchError, read_results, read_run_manifest
+    from rag.config import check_writable_config, write_trigger_settings
 
     with user_errors():
         if args.budget is not None and not 0.0 <= args.budget <= 1.0:
             raise BenchError(f"--budget is a retrieval rate in [0, 1], got {args.budget}")
         if args.trigger in ("never", "always") or "+" in args.trigger:
             raise BenchError(f"{args.trigger!r} has no threshold to calibrate")
-        data_dir = resolve_data_dir(args.data_dir)
+        if args.write_config:  # before the calibration runs, not after
+            check_writable_config(Path(args.write_config))
+        data_dir = data_dir_for(args)
         config = bench_config(args, ("never", "always", args.trigger))
         out = Path(args.out) if args.out else default_out_dir(config)
-        command = "arag " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else ""
         run_benchmark(config, out, data_dir, args.limit, index=args.index, progress=show_progress(), metric=args.metric,
-                      command=command)
-        examples = load_dataset(config.dataset, data_dir, config.split, config.relation, args.limit, config.shuffle_seed)
-        records = select(read_results(out), examples)
+                      command=command_line("calibrate"), retriever_options=retriever_options(args), log_every=log_every(args))
+        records = select(read_results(out, check=True), load_examples(config, data_dir, args.limit))
         result = calibrate(records, args.trigger, args.metric, args.budget)
-    configured = json.loads((out / "run.json").read_text(encoding="utf-8")).get("thresholds", {}).get(args.trigger)
+        configured = (read_run_manifest(out).get("thresholds") or {}).get(args.trigger)
     table = render(result, configured)
-    (out / f"calibration-{args.trigger}.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    write_text_atomic(out / f"calibration-{args.trigger}.json", json.dumps(result, indent=2, default=str) + "\n")
     print(table)
     print(f"\nchosen {args.trigger} settings: {result['setting']}")
     if args.write_config:

@@ -40,7 +40,8 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
     src.add_argument("--index", metavar="DIR", help="a saved index (from `arag index build`)")
     if corpus_flag:
         src.add_argument("--corpus", metavar="PATH", nargs="+", help="JSONL(.gz) files or folders of .txt/.md (default: the shipped demo corpus)")
-    g.add_argument("--retriever", default="bm25", choices=RETRIEVER_KINDS, help="retriever kind (default: bm25)")
+    g.add_argument("--retriever", default=None, choices=RETRIEVER_KINDS,
+                   help="retriever kind (default: bm25; with --index, the index's own kind)")
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
     add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
 
@@ -98,7 +99,7 @@ def add_loop_args(p: argparse.ArgumentParser) -> None:
 
 def trigger_options(args: argparse.Namespace) -> dict:
     """The trigger options given on the command line plus the config file's per-trigger settings."""
-    from rag.config import load_config
+    from rag.config import config_path, load_config
 
     config = load_config(getattr(args, "config", None))
     return {
@@ -115,7 +116,36 @@ def trigger_options(args: argparse.Namespace) -> dict:
         "question_threshold": getattr(args, "question_threshold", None),
         "pairing": getattr(args, "pairing", None),
         "per_trigger": config.get("triggers", {}),
+        "config_file": str(config_path(getattr(args, "config", None))) if config else None,
     }
+
+
+# Which triggers read each trigger flag: a flag none of the chosen triggers reads is refused, not ignored.
+FLAG_TRIGGERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("--threshold", "threshold", ("token-confidence", "semantic-entropy", "quco")),
+    ("--aggregation", "aggregation", ("token-confidence",)),
+    ("--samples", "samples", ("semantic-entropy",)),
+    ("--temperature", "temperature", ("semantic-entropy",)),
+    ("--top-p", "top_p", ("semantic-entropy",)),
+    ("--judge", "judge", ("semantic-entropy",)),
+    ("--variant", "variant", ("semantic-entropy",)),
+    ("--corpus-index", "corpus_index", ("quco",)),
+    ("--corpus-tokenizer", "corpus_tokenizer", ("quco",)),
+    ("--window", "window", ("quco",)),
+    ("--question-threshold", "question_threshold", ("quco",)),
+)
+
+
+def check_trigger_flags(args: argparse.Namespace, triggers: str) -> None:
+    """Refuse a trigger flag that none of ``triggers`` (``a+b`` or ``a,b``) reads, e.g. ``--threshold``
+    with ``always``: accepted silently it looks like it changed something."""
+    from rag.errors import UsageError
+    from rag.registry import trigger_parts
+
+    chosen = {p for name in triggers.split(",") for p in trigger_parts(name)}
+    for flag, dest, owners in FLAG_TRIGGERS:
+        if getattr(args, dest, None) is not None and not chosen & set(owners):
+            raise UsageError(f"{flag} applies to {' / '.join(owners)}, which is not among the triggers ({triggers})")
 
 
 def show_progress() -> bool:

@@ -14,10 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("corpus", nargs="+", help="JSONL(.gz) files or folders of .txt/.md")
     b.add_argument("--retriever", default="bm25", choices=RETRIEVER_KINDS)
     b.add_argument("--out", help="index folder to write (required except for elasticsearch)")
-    b.add_argument("--backend", default="bm25s", choices=("bm25s", "rank-bm25"), help="BM25 implementation (default: bm25s)")
-    b.add_argument("--index-type", default="flat", choices=("flat", "hnsw"), help="FAISS index type (default: flat)")
+    b.add_argument("--backend", default=None, choices=("bm25s", "rank-bm25"), help="bm25/hybrid: BM25 implementation (default: bm25s)")
+    b.add_argument("--index-type", default=None, choices=("flat", "hnsw"), help="faiss/hybrid: FAISS index type (default: flat)")
     b.add_argument("--chunk-words", type=positive_int, default=None, help="split documents into windows of this many words")
-    b.add_argument("--chunk-overlap", type=int, default=20, help="words shared by consecutive windows (default: 20)")
+    b.add_argument("--chunk-overlap", type=int, default=None, help="words shared by consecutive windows (default: 20)")
     add_elasticsearch_args(b, mode_help="index MiniLM vectors too for knn/hybrid")
     b.set_defaults(func=run_build)
 
@@ -27,9 +27,18 @@ def run_build(args: argparse.Namespace) -> int:
     from corpora.documents import load_documents
     from rag.errors import UsageError
 
+    for flag, value, kinds in (("--backend", args.backend, ("bm25", "hybrid")), ("--index-type", args.index_type, ("faiss", "hybrid"))):
+        if value is not None and args.retriever not in kinds:
+            raise UsageError(f"{flag} applies to {' and '.join(kinds)} indexes, not to {args.retriever}")
+    if args.retriever == "elasticsearch" and args.out:
+        raise UsageError("--out is for folder indexes; an Elasticsearch index is named with --es-index")
+    if args.retriever != "elasticsearch" and not args.out:
+        raise UsageError("--out DIR is required for bm25, faiss and hybrid indexes")
+    if args.chunk_overlap is not None and not args.chunk_words:
+        raise UsageError("--chunk-overlap needs --chunk-words")
     docs = load_documents(args.corpus)
     if args.chunk_words:
-        docs = chunk_words(docs, size=args.chunk_words, overlap=args.chunk_overlap)
+        docs = chunk_words(docs, size=args.chunk_words, overlap=20 if args.chunk_overlap is None else args.chunk_overlap)
     if args.retriever == "elasticsearch":
         from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
@@ -37,10 +46,9 @@ def run_build(args: argparse.Namespace) -> int:
         es.index_documents(docs, progress=show_progress())
         print(f"indexed {len(docs)} documents into Elasticsearch index {es.index!r}")
         return 0
-    if not args.out:
-        raise UsageError("--out DIR is required for bm25, faiss and hybrid indexes")
     from retrievers import build_index
 
-    build_index(args.retriever, docs, args.out, backend=args.backend, index_type=args.index_type, progress=show_progress())
+    build_index(args.retriever, docs, args.out, backend=args.backend or "bm25s", index_type=args.index_type or "flat",
+                progress=show_progress())
     print(f"wrote {args.retriever} index of {len(docs)} documents to {args.out}")
     return 0

@@ -30,14 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from benchmarks.bench import check_out_dir
     from benchmarks.datasets import load_dataset, resolve_data_dir
     from benchmarks.studies import STUDIES
     from rag.pipeline import load_language_model
 
+    out = Path(args.out or Path("runs") / "study")
     with user_errors():
         examples = load_dataset(args.dataset, resolve_data_dir(args.data_dir), args.split, limit=args.limit)
-    out = Path(args.out or Path("runs") / "study")
-    out.mkdir(parents=True, exist_ok=True)
+        check_out_dir(out)
     lm = load_language_model(args.model)
     study, markdown = STUDIES[args.name]
     progress = (lambda xs: tqdm(xs, desc=args.name, unit="q")) if show_progress() else iter
@@ -58,9 +59,10 @@ def _refresh_report(out: Path) -> None:
     if not (manifest.exists() and results.exists()):
         return
     from benchmarks.report import write_report
-    from benchmarks.runner import read_results
+    from benchmarks.runner import read_results, read_run_manifest
 
-    run = json.loads(manifest.read_text(encoding="utf-8"))
-    records = read_results(out)
+    with user_errors():
+        run = read_run_manifest(out)
+        records = read_results(out, check=True)
     if records:
         write_report(records, run["config"]["policies"], out, thresholds=run.get("thresholds"))

@@ -51,7 +51,13 @@ class NLIJudge:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils.hub import is_offline_mode
 
-        kw = {"local_files_only": True} if is_offline_mode() or Path(model_id_or_path).expanduser().exists() else {}
+        from corpora.hub import is_hub_id
+
+        path = Path(model_id_or_path).expanduser()
+        if path.is_file() or (not path.exists() and not is_hub_id(model_id_or_path)):
+            what = "is a file, not a model folder" if path.is_file() else "no such model folder"
+            raise TriggerConfigError(f"NLI model {str(model_id_or_path)!r}: {what} (give a local NLI model folder or a cached hub id)")
+        kw = {"local_files_only": True} if is_offline_mode() or path.exists() else {}
         try:
             tok = AutoTokenizer.from_pretrained(str(model_id_or_path), **kw)
             model = AutoModelForSequenceClassification.from_pretrained(str(model_id_or_path), **kw)
