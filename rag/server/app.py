@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
@@ -14,8 +15,8 @@ from fastapi.responses import Response, StreamingResponse
 from rag.openai_backend import OWNER
 from rag.pipeline import Pipeline
 from rag.server.errors import APIError, install_error_handlers
-from rag.server.requests import ChatRequest, Limits, parse
-from rag.server.responses import ChatShape
+from rag.server.requests import ChatRequest, CompletionRequest, Job, Limits, Sampling, parse
+from rag.server.responses import ChatShape, CompletionShape, Result, Shape
 from rag.server.service import ChatService
 from rag.server.sse import stream
 from rag.trace import json_text
@@ -26,7 +27,7 @@ def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | 
     """The FastAPI app. ``api_key``: require ``Authorization: Bearer KEY`` on /v1 routes."""
     limits = limits or Limits()
     service = ChatService(pipeline, model_name)
-    app = FastAPI(title="adaptive-rag", description="OpenAI-compatible chat completions with adaptive retrieval")
+    app = FastAPI(title="adaptive-rag", description="OpenAI-compatible completions with adaptive retrieval")
     app.state.service = service
     install_error_handlers(app)
 
@@ -58,6 +59,45 @@ def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | 
             return json.loads(b"".join(chunks))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise APIError(400, f"malformed JSON body: {exc}", code="invalid_json") from None
+        except RecursionError:
+            raise APIError(400, "malformed JSON body: nested too deeply", code="invalid_json") from None
+
+    async def on_worker(request: Request, fn: Callable[[threading.Event], Any]) -> Any:
+        """``fn(gone)`` on the model worker; a client that disconnects meanwhile sets ``gone``, which
+        stops the work at the model's next token (or before it starts, if it is still queued)."""
+        gone = threading.Event()
+        future = asyncio.wrap_future(service.executor.submit(fn, gone))
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=0.25)
+            if done:
+                return future.result()
+            if await request.is_disconnected():
+                gone.set()
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody reads it
+                return Response(status_code=499)  # nginx's "client closed request": no one receives it
+
+    async def answer(request: Request, req: Sampling, jobs: list[Job], shape: Shape) -> Response:
+        """Stream or answer ``jobs``: the model and a per-request trigger are checked first, so that a
+        mistake in them is a 4xx reply, never an error event after a 200."""
+        check_model(req.model)
+        if req.arag.trigger is not None:
+            built = await on_worker(request, lambda gone: service.trigger(req.arag.trigger))
+            if isinstance(built, Response):
+                return built
+        if req.stream:
+            events = stream(service.executor, lambda on_piece, gone: service.run_all(jobs, on_piece, gone), shape,
+                            len(jobs) * req.n, req.stream_options.include_usage)
+            return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        result = await on_worker(request, lambda gone: service.run_all(jobs, None, gone))
+        if not isinstance(result, Result):
+            return result
+        return Response(json_text(shape.body(result)), media_type="application/json")
+
+    def model_card(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": int(time.time()), "owned_by": OWNER}
+
+    def meta(prefix: str, model: str) -> dict[str, Any]:
+        return {"id": f"{prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": model}
 
     @app.get("/health")
     async def health():
@@ -66,23 +106,27 @@ def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | 
     @app.get("/v1/models")
     async def models(request: Request):
         check_key(request)
-        now = int(time.time())
-        return {"object": "list", "data": [{"id": m, "object": "model", "created": now, "owned_by": OWNER}
-                                           for m in service.model_ids()]}
+        return {"object": "list", "data": [model_card(m) for m in service.model_ids()]}
+
+    @app.get("/v1/models/{name:path}")
+    async def model(request: Request, name: str):
+        check_key(request)
+        check_model(name)
+        return model_card(name)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         check_key(request)
         req: ChatRequest = parse(ChatRequest, await read_json(request), limits)
-        check_model(req.model)
         job = req.to_job()
-        meta = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": req.model}
-        shape = ChatShape(meta, service.text_of, job.logprobs, job.top_logprobs)
-        if req.stream:
-            events = stream(service.executor, lambda on_piece: service.run(job, on_piece), shape, job.n,
-                            req.stream_options.include_usage)
-            return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        result = await asyncio.wrap_future(service.executor.submit(service.run, job))
-        return Response(json_text(shape.body(result)), media_type="application/json")
+        shape = ChatShape(meta("chatcmpl", req.model), service.text_of, job.logprobs, job.top_logprobs)
+        return await answer(request, req, [job], shape)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        check_key(request)
+        req: CompletionRequest = parse(CompletionRequest, await read_json(request), limits)
+        shape = CompletionShape(meta("cmpl", req.model), service.text_of, req.logprobs, req.prompt, req.n, req.echo)
+        return await answer(request, req, req.to_jobs(), shape)
 
     return app

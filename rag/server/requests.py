@@ -18,6 +18,9 @@ from rag.server.errors import APIError
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 MAX_STOPS = 16
+# fields an answer in plain text cannot honour, with the values that ask for nothing
+UNSUPPORTED = {"tools": ([],), "tool_choice": ("none",), "functions": ([],), "function_call": ("none",),
+               "response_format": ({"type": "text"},)}
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Job:
     continue_final: bool = False
     retrieval: bool = True
     trigger: str | None = None
+    source: str = "messages"  # the parameter the prompt came from, for errors about it
 
 
 def _integral(value: Any) -> Any:
@@ -124,8 +128,8 @@ class Sampling(Body):
         if self.n > limits.max_n:
             raise APIError(400, f"n: at most {limits.max_n}, got {self.n}", "n")
         if self.max_tokens is not None and self.max_tokens > limits.max_tokens:
-            raise APIError(400, f"max_tokens: at most {limits.max_tokens} (the server's cap), got {self.max_tokens}",
-                           "max_tokens")
+            raise APIError(400, f"max_tokens: at most {limits.max_tokens} (the server's cap: `arag serve "
+                                f"--max-tokens`), got {self.max_tokens}", "max_tokens")
         if self.arag.retrieval and self.n != 1:
             raise APIError(400, "n > 1 needs \"arag\": {\"retrieval\": false} (the adaptive loop gives one answer)", "n")
 
@@ -144,6 +148,11 @@ class ChatRequest(Sampling):
     logprobs: bool = False
     top_logprobs: Int = Field(0, ge=0, le=MAX_TOP_LOGPROBS)
     continue_final_message: bool = False
+    tools: Any = None
+    tool_choice: Any = None
+    functions: Any = None
+    function_call: Any = None
+    response_format: Any = None
 
     @model_validator(mode="after")
     def _max_completion_tokens(self) -> "ChatRequest":
@@ -155,6 +164,10 @@ class ChatRequest(Sampling):
         if len(self.messages) > limits.max_messages:
             raise APIError(400, f"too many messages: {len(self.messages)} > {limits.max_messages}", "messages",
                            "too_many_messages")
+        for name, harmless in UNSUPPORTED.items():
+            if getattr(self, name) is not None and getattr(self, name) not in harmless:
+                raise APIError(400, f"{name} is not supported: this server answers in plain text (leave {name} out)",
+                               name, "unsupported_parameter")
         super().check(limits)
         if self.top_logprobs and not self.logprobs:
             raise APIError(400, "top_logprobs needs logprobs: true", "top_logprobs")
@@ -168,6 +181,44 @@ class ChatRequest(Sampling):
     def to_job(self) -> Job:
         return self.job([(m.role, m.content) for m in self.messages], logprobs=self.logprobs,
                         top_logprobs=self.top_logprobs, continue_final=self.continue_final_message)
+
+
+def _prompts(value: Any) -> Any:
+    """``prompt``: a string or a list of strings (token-id prompts are not served)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(p, (int, list)) and not isinstance(p, bool) for p in value):
+        raise ValueError("token-id prompts are not supported; send text")
+    return value
+
+
+class CompletionRequest(Sampling):
+    """A `/v1/completions` body. Each prompt is one user message to the model (an instruct model
+    answers it); in the adaptive mode it is the question."""
+
+    prompt: Annotated[list[str], BeforeValidator(_prompts), Field(min_length=1)]
+    echo: bool = False
+    logprobs: Int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)  # legacy: how many alternatives per token
+    suffix: str | None = None
+    best_of: Int | None = Field(None, ge=1)
+
+    def check(self, limits: Limits) -> None:
+        if len(self.prompt) > limits.max_messages:
+            raise APIError(400, f"too many prompts: {len(self.prompt)} > {limits.max_messages}", "prompt")
+        super().check(limits)
+        if self.arag.retrieval and not all(p.strip() for p in self.prompt):
+            raise APIError(400, "prompt: a question must be non-empty", "prompt")
+        if self.suffix:
+            raise APIError(400, "suffix (insertion) is not supported", "suffix", "unsupported_parameter")
+        if self.best_of is not None and self.best_of != self.n:
+            raise APIError(400, "best_of other than n is not supported", "best_of", "unsupported_parameter")
+        if self.echo and self.logprobs is not None:
+            raise APIError(400, "echo with logprobs (log-probs of the prompt's tokens) is not supported", "echo",
+                           "unsupported_parameter")
+
+    def to_jobs(self) -> list[Job]:
+        return [self.job([("user", p)], logprobs=self.logprobs is not None, top_logprobs=self.logprobs or 0,
+                         source="prompt") for p in self.prompt]
 
 
 def _param(loc: tuple) -> str | None:

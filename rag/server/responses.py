@@ -28,12 +28,14 @@ class Choice:
 
 @dataclass
 class Result:
-    """What the service computed for one job: choices, OpenAI usage, and the ``arag`` trace."""
+    """What the service computed: choices, OpenAI usage (``completion_tokens``: the tokens of the
+    returned text; all model work is in the trace's ``costs``), and the ``arag`` trace (a list of
+    traces for a completions request with several prompts)."""
 
     choices: list[Choice]
     prompt_tokens: int
     completion_tokens: int
-    trace: dict[str, Any]
+    trace: dict[str, Any] | list[dict[str, Any]]
 
 
 class TokenText:
@@ -98,37 +100,114 @@ def usage(result: Result) -> dict[str, int]:
             "total_tokens": result.prompt_tokens + result.completion_tokens}
 
 
-class ChatShape:
+class Shape:
+    """How one endpoint writes a `Result`: the whole body, or stream chunks (opening chunks, one chunk
+    per piece of text, one closing chunk per choice with its finish reason, log-probs and trace)."""
+
+    body_object = chunk_object = ""
+
+    def __init__(self, meta: dict[str, Any], text_of: TokenText) -> None:
+        self.meta, self.text_of = meta, text_of
+
+    # what differs between endpoints
+    def _logprobs(self, c: Choice) -> dict[str, Any] | None: ...
+    def _content(self, c: Choice) -> dict[str, Any]: ...
+    def _delta(self, text: str | None) -> dict[str, Any]: ...
+
+    def _trace(self, result: Result, index: int) -> dict[str, Any] | list[dict[str, Any]]:
+        return result.trace
+
+    def opening(self, n: int) -> list[dict[str, Any]]:
+        return []
+
+    def body(self, result: Result) -> dict[str, Any]:
+        return {**self.meta, "object": self.body_object, "system_fingerprint": OWNER,
+                "choices": [{"index": c.index, **self._content(c), "logprobs": self._logprobs(c),
+                             "finish_reason": c.finish_reason, "stop_reason": c.stop_reason} for c in result.choices],
+                "usage": usage(result), "arag": result.trace}
+
+    def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {**self.meta, "object": self.chunk_object, "system_fingerprint": OWNER, "choices": choices, **extra}
+
+    def piece(self, index: int, text: str) -> dict[str, Any]:
+        return self.chunk([{"index": index, **self._delta(text), "logprobs": None, "finish_reason": None}])
+
+    def closing(self, result: Result) -> list[dict[str, Any]]:
+        """One chunk per choice with its finish reason; the choice's log-probs travel with it."""
+        return [self.chunk([{"index": c.index, **self._delta(None), "logprobs": self._logprobs(c),
+                             "finish_reason": c.finish_reason, "stop_reason": c.stop_reason}],
+                           arag=self._trace(result, c.index)) for c in result.choices]
+
+    def usage_chunk(self, result: Result) -> dict[str, Any]:
+        return self.chunk([], usage=usage(result))
+
+
+class ChatShape(Shape):
     """`/v1/chat/completions`: messages, ``logprobs.content``, ``chat.completion.chunk``."""
 
+    body_object, chunk_object = "chat.completion", "chat.completion.chunk"
+
     def __init__(self, meta: dict[str, Any], text_of: TokenText, logprobs: bool, top_logprobs: int) -> None:
-        self.meta, self.text_of, self.logprobs, self.top = meta, text_of, logprobs, top_logprobs
+        super().__init__(meta, text_of)
+        self.logprobs, self.top = logprobs, top_logprobs
 
     def _logprobs(self, c: Choice) -> dict[str, Any] | None:
         return {"content": logprobs_content(c.generations, self.text_of, self.top)} if self.logprobs else None
 
-    def body(self, result: Result) -> dict[str, Any]:
-        return {**self.meta, "object": "chat.completion", "system_fingerprint": OWNER,
-                "choices": [{"index": c.index, "message": {"role": "assistant", "content": c.text},
-                             "logprobs": self._logprobs(c), "finish_reason": c.finish_reason,
-                             "stop_reason": c.stop_reason} for c in result.choices],
-                "usage": usage(result), "arag": result.trace}
+    def _content(self, c: Choice) -> dict[str, Any]:
+        return {"message": {"role": "assistant", "content": c.text}}
 
-    def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return {**self.meta, "object": "chat.completion.chunk", "system_fingerprint": OWNER, "choices": choices, **extra}
+    def _delta(self, text: str | None) -> dict[str, Any]:
+        return {"delta": {} if text is None else {"content": text}}
 
     def opening(self, n: int) -> list[dict[str, Any]]:
         return [self.chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                              "finish_reason": None} for i in range(n)])]
 
-    def piece(self, index: int, text: str) -> dict[str, Any]:
-        return self.chunk([{"index": index, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
 
-    def closing(self, result: Result) -> list[dict[str, Any]]:
-        """One chunk per choice with its finish reason; the choice's log-probs travel with it."""
-        return [self.chunk([{"index": c.index, "delta": {}, "logprobs": self._logprobs(c),
-                             "finish_reason": c.finish_reason, "stop_reason": c.stop_reason}], arag=result.trace)
-                for c in result.choices]
+def legacy_logprobs(generations: list[Generation], text_of: TokenText, top: int) -> dict[str, Any]:
+    """The completions endpoint's log-probs: parallel lists, each position's ``top_logprobs`` holding the
+    chosen token and up to ``top`` alternatives (as OpenAI: "up to logprobs+1 elements")."""
+    tokens: list[str] = []
+    token_logprobs: list[float] = []
+    tops: list[dict[str, float]] = []
+    offsets: list[int] = []
+    pos = 0
+    for g in generations:
+        for j, (tok, lp) in enumerate(zip(g.tokens, g.logprobs)):
+            text = text_of(tok)[0]
+            alts = list(g.top_logprobs[j].items())[:top] if j < len(g.top_logprobs) else []
+            tokens.append(text)
+            token_logprobs.append(lp)
+            tops.append({text: lp, **{text_of(a)[0]: alp for a, alp in alts}})
+            offsets.append(pos)
+            pos += len(text)
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops, "text_offset": offsets}
 
-    def usage_chunk(self, result: Result) -> dict[str, Any]:
-        return self.chunk([], usage=usage(result))
+
+class CompletionShape(Shape):
+    """`/v1/completions`: ``text`` choices, legacy log-probs, ``echo``; with several prompts, choice
+    ``i`` answers prompt ``i // n`` and ``arag`` is the list of the prompts' traces."""
+
+    body_object = chunk_object = "text_completion"
+
+    def __init__(self, meta: dict[str, Any], text_of: TokenText, logprobs: int | None, prompts: list[str],
+                 n: int, echo: bool) -> None:
+        super().__init__(meta, text_of)
+        self.top, self.prompts, self.n, self.echo = logprobs, prompts, n, echo
+
+    def _logprobs(self, c: Choice) -> dict[str, Any] | None:
+        return None if self.top is None else legacy_logprobs(c.generations, self.text_of, self.top)
+
+    def _trace(self, result: Result, index: int) -> dict[str, Any] | list[dict[str, Any]]:
+        return result.trace[index // self.n] if isinstance(result.trace, list) else result.trace
+
+    def _content(self, c: Choice) -> dict[str, Any]:
+        return {"text": (self.prompts[c.index // self.n] if self.echo else "") + c.text}
+
+    def _delta(self, text: str | None) -> dict[str, Any]:
+        return {"text": text or ""}
+
+    def opening(self, n: int) -> list[dict[str, Any]]:
+        """With ``echo``, each choice starts with its prompt."""
+        return [self.piece(i, self.prompts[i // self.n]) for i in range(n)] if self.echo else []

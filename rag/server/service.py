@@ -2,10 +2,14 @@
 
 Every request's model work runs on a single-thread executor, so requests queue instead of
 interleaving: the model's KV cache and the per-answer cost counters (deltas of ``lm.usage``) stay
-per request, and the event loop never blocks on the model.
+per request, and the event loop never blocks on the model. A request whose client went away (a
+closed stream, a non-streamed client that timed out) stops at the model's next token: otherwise one
+abandoned 1000-token request keeps every later one waiting.
 """
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -24,6 +28,56 @@ from rag.streaming import StepStream, accepts, token_decoder
 OnPiece = Callable[[int, str], None]  # (choice index, text): streamed text as it becomes final
 
 
+class ClientGone(Exception):
+    """Raised inside the model worker to abandon work whose client disconnected."""
+
+
+class CancellableLM:
+    """The pipeline's model, checking before every call and after every token whether the client is
+    still there (the loop, the triggers' samples and raw completions all generate through it)."""
+
+    def __init__(self, lm, gone: threading.Event) -> None:
+        self._lm, self._gone = lm, gone
+        inner = lm.generate
+        per_token = accepts(inner, "on_token")
+
+        @functools.wraps(inner)  # same signature: `accepts` sees the model's own options
+        def generate(prompts, *args, **kw):
+            self.check()
+            if per_token:
+                user = kw.get("on_token")
+
+                def on_token(i: int, t: int) -> None:
+                    self.check()
+                    if user is not None:
+                        user(i, t)
+
+                kw["on_token"] = on_token
+            return inner(prompts, *args, **kw)
+
+        self.generate = generate
+
+    def check(self) -> None:
+        if self._gone.is_set():
+            raise ClientGone()
+
+    def score(self, *args, **kw):
+        self.check()
+        return self._lm.score(*args, **kw)
+
+    def __getattr__(self, name: str):
+        return getattr(self._lm, name)
+
+
+def context_length(lm) -> int | None:
+    """The model's context window in tokens, where it says (transformers' config)."""
+    own = getattr(lm, "context_length", None)
+    if isinstance(own, int):
+        return own
+    n = getattr(getattr(getattr(lm, "model", None), "config", None), "max_position_embeddings", None)
+    return n if isinstance(n, int) else None
+
+
 class ChatService:
     """Runs jobs against one pipeline, one at a time, on a single worker thread."""
 
@@ -37,34 +91,53 @@ class ChatService:
     def model_ids(self) -> list[str]:
         return list(dict.fromkeys([self.model_name, "default"]))
 
-    def _trigger(self, name: str | None):
+    def trigger(self, name: str | None):
+        """The pipeline's trigger, or another one by name (built once, with the pipeline's settings);
+        a name that does not build is the client's mistake: a 400 naming ``arag.trigger``."""
         if name is None:
             return self.pipeline.trigger
         if name not in self._triggers:
-            self._triggers[name] = self.pipeline.make_trigger(name)
+            try:
+                self._triggers[name] = self.pipeline.make_trigger(name)
+            except USER_ERRORS as exc:
+                raise APIError(400, f"arag.trigger: {exc}", "arag.trigger") from None
         return self._triggers[name]
 
-    def run_adaptive(self, job: Job, on_text: Callable[[str], None] | None = None) -> Result:
+    def _check_context(self, prompt: Prompt, param: str) -> None:
+        """Refuse a prompt longer than the model's context before decoding it (minutes for 1 MB)."""
+        lm, limit = self.pipeline.lm, context_length(self.pipeline.lm)
+        if limit is None or not hasattr(lm, "encode") or not hasattr(lm, "render"):
+            return
+        n = len(lm.encode(lm.render(prompt)))
+        if n >= limit:
+            raise APIError(400, f"the prompt is {n} tokens; this model's context is {limit} tokens", param,
+                           "context_length_exceeded")
+
+    def run_adaptive(self, job: Job, lm, on_text: Callable[[str], None] | None = None) -> Result:
         turn = conversation_turn(job.messages)
         p = self.pipeline
         config = replace(p.config, seed=p.config.seed if job.seed is None else job.seed,
-                         top_logprobs=job.top_logprobs if job.logprobs else 0)
-        loop = AdaptiveRAG(p.lm, p.retriever, self._trigger(job.trigger), config=config)
+                         top_logprobs=job.top_logprobs if job.logprobs else 0, answer_tokens=job.max_tokens,
+                         answer_stops=tuple(job.stop), temperature=job.temperature, top_p=job.top_p)
+        loop = AdaptiveRAG(lm, p.retriever, self.trigger(job.trigger), config=config)
+        first = loop.templates.build(turn.question)
+        self._check_context(Prompt(messages=tuple(turn.history) + first.messages), job.source)
         answer = loop.answer(turn.question, history=turn.history, retrieval_query=turn.retrieval_query, on_text=on_text)
         trace = answer_trace(answer)
         trace["retrieval_query"] = turn.retrieval_query
-        finish = "length" if answer.stop_reason == "step budget" else "stop"
+        finish = "length" if answer.stop_reason in ("step budget", "token budget") else "stop"
         gens = [s.generation for s in answer.steps if s.generation is not None]
-        return Result([Choice(0, answer.text, finish, None, gens)], answer.costs.prompt_tokens,
-                      answer.costs.generated_tokens, trace)
+        returned = sum(len(g.token_ids) for g in gens)  # the drafts, samples and regenerations are in trace["costs"]
+        return Result([Choice(0, answer.text, finish, answer.stop_string, gens)], answer.costs.prompt_tokens,
+                      returned, trace)
 
-    def run_raw(self, job: Job, on_piece: OnPiece | None = None) -> Result:
-        lm = self.pipeline.lm
+    def run_raw(self, job: Job, lm, on_piece: OnPiece | None = None) -> Result:
         msgs = job.messages
         prefix = ""
         if job.continue_final:
             prefix, msgs = msgs[-1][1], msgs[:-1]
         prompt = Prompt(messages=tuple(msgs), prefix=prefix)
+        self._check_context(prompt, job.source)
         extra: dict[str, Any] = {}
         if job.logprobs and job.top_logprobs and accepts(lm.generate, "top_logprobs"):
             extra["top_logprobs"] = job.top_logprobs
@@ -89,12 +162,30 @@ class ChatService:
         trace = {"mode": "raw", "retrieved": False, "approximate_entropy": any(g.approximate_entropy for g in gens),
                  "costs": {"lm_calls": used.calls, "retriever_calls": 0, "prompt_tokens": used.prompt_tokens,
                            "generated_tokens": used.generated_tokens, "seconds": seconds}}
-        return Result(choices, used.prompt_tokens, used.generated_tokens, trace)
+        return Result(choices, used.prompt_tokens, sum(len(g.token_ids) for g in gens), trace)
 
-    def run(self, job: Job, on_piece: OnPiece | None = None) -> Result:
+    def run(self, job: Job, on_piece: OnPiece | None = None, gone: threading.Event | None = None) -> Result:
+        """Run one job (on the worker); ``gone`` set by the caller abandons it with `ClientGone`."""
+        lm = CancellableLM(self.pipeline.lm, gone or threading.Event())
+        lm.check()  # the client left while the request waited in the queue
         try:
             if job.retrieval:
-                return self.run_adaptive(job, (lambda s: on_piece(0, s)) if on_piece else None)
-            return self.run_raw(job, on_piece)
+                return self.run_adaptive(job, lm, (lambda s: on_piece(0, s)) if on_piece else None)
+            return self.run_raw(job, lm, on_piece)
         except USER_ERRORS as exc:
             raise APIError(400, str(exc)) from None
+
+    def run_all(self, jobs: list[Job], on_piece: OnPiece | None = None, gone: threading.Event | None = None) -> Result:
+        """Several prompts of one completions request, in order: choice ``k * n + i`` is prompt k's i-th."""
+        if len(jobs) == 1:
+            return self.run(jobs[0], on_piece, gone)
+        results = []
+        for k, job in enumerate(jobs):
+            base = k * job.n
+            piece = (lambda b: lambda i, s: on_piece(b + i, s))(base) if on_piece is not None else None
+            result = self.run(job, piece, gone)
+            for c in result.choices:
+                c.index += base
+            results.append(result)
+        return Result([c for r in results for c in r.choices], sum(r.prompt_tokens for r in results),
+                      sum(r.completion_tokens for r in results), [r.trace for r in results])

@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, AsyncIterator, Callable, Protocol
+from typing import Any, AsyncIterator, Callable
 
 from rag.server.errors import APIError, server_error
-from rag.server.responses import Result
-from rag.server.service import OnPiece
+from rag.server.responses import Result, Shape
+from rag.server.service import ClientGone, OnPiece
 from rag.trace import json_text
-
-
-class Shape(Protocol):
-    """What a streaming endpoint sends: opening chunks, one chunk per piece, closing chunks, usage."""
-
-    def opening(self, n: int) -> list[dict[str, Any]]: ...
-    def piece(self, index: int, text: str) -> dict[str, Any]: ...
-    def closing(self, result: Result) -> list[dict[str, Any]]: ...
-    def usage_chunk(self, result: Result) -> dict[str, Any]: ...
-
-
-class ClientGone(Exception):
-    """Raised inside the model worker to abandon work whose client disconnected."""
 
 
 def event(obj: Any) -> str:
     return "data: " + json_text(obj) + "\n\n"
 
 
-async def stream(executor, work: Callable[[OnPiece], Result], shape: Shape, n: int,
+async def stream(executor, work: Callable[[OnPiece, threading.Event], Result], shape: Shape, n: int,
                  include_usage: bool) -> AsyncIterator[str]:
-    """The events of one streamed request: ``work(on_piece)`` runs on ``executor``."""
+    """The events of one streamed request: ``work(on_piece, gone)`` runs on ``executor``."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     gone = threading.Event()
@@ -44,7 +31,7 @@ async def stream(executor, work: Callable[[OnPiece], Result], shape: Shape, n: i
 
     def run() -> None:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, ("done", work(on_piece)))
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", work(on_piece, gone)))
         except ClientGone:
             pass
         except APIError as exc:
