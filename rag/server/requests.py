@@ -246,7 +246,9 @@ def parse(model: type[Sampling], body: Any, limits: Limits) -> Any:
         raise APIError(400, "the request body must be a JSON object")
     try:
         req = model.model_validate(body)
+        req.check(limits)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    req.check(limits)
+    except RecursionError:  # a value nested just under json's limit, compared or shown in a message
+        raise APIError(400, "the request body is nested too deeply", code="invalid_json") from None
     return req
