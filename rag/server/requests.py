@@ -245,10 +245,11 @@ def parse(model: type[Sampling], body: Any, limits: Limits) -> Any:
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object")
     try:
-        req = model.model_validate(body)
+        try:
+            req = model.model_validate(body)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
         req.check(limits)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
     except RecursionError:  # a value nested just under json's limit, compared or shown in a message
         raise APIError(400, "the request body is nested too deeply", code="invalid_json") from None
     return req
