@@ -39,20 +39,21 @@ class CancellableLM:
     def __init__(self, lm, gone: threading.Event) -> None:
         self._lm, self._gone = lm, gone
         inner = lm.generate
-        per_token = accepts(inner, "on_token")
+        # the model's per-token callback, if it has one, is where a token-by-token check can run
+        hook = next((name for name in ("on_text", "on_token") if accepts(inner, name)), None)
 
         @functools.wraps(inner)  # same signature: `accepts` sees the model's own options
         def generate(prompts, *args, **kw):
             self.check()
-            if per_token:
-                user = kw.get("on_token")
+            if hook is not None:
+                user = kw.get(hook)
 
-                def on_token(i: int, t: int) -> None:
+                def per_token(*a) -> None:
                     self.check()
                     if user is not None:
-                        user(i, t)
+                        user(*a)
 
-                kw["on_token"] = on_token
+                kw[hook] = per_token
             return inner(prompts, *args, **kw)
 
         self.generate = generate
