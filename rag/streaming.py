@@ -84,3 +84,37 @@ class StepStream:
         if not final_text.startswith(self.sent):
             raise RuntimeError(f"streamed text {self.sent!r} is not a prefix of the step {final_text!r}")
         self.feed(final_text[len(self.sent):])
+
+
+def first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
+    """Where the earliest stop string starts in ``text`` (the shorter one on a tie), or None."""
+    hits = [(text.find(s), s) for s in stops if s and s in text]
+    return min(hits) if hits else None
+
+
+class StopHold:
+    """Answer text across steps, held back so that nothing from the first of the caller's stop
+    strings on is ever sent, even when a stop string spans two steps: the last
+    ``len(longest stop) - 1`` characters wait until more text (or ``finish``) arrives."""
+
+    def __init__(self, feed: Sink, stops: Sequence[str]) -> None:
+        self.out = feed
+        self.stops = [s for s in stops if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.text = ""
+        self.sent = 0
+
+    def feed(self, piece: str) -> None:
+        self.text += piece
+        hit = first_stop(self.text, self.stops)
+        safe = hit[0] if hit else len(self.text) - self.hold
+        if safe > self.sent:
+            self.out(self.text[self.sent:safe])
+            self.sent = safe
+
+    def finish(self, final_text: str) -> None:
+        """Send what remains of the answer's (cut) text; what was sent is always a prefix of it."""
+        if not final_text.startswith(self.text[:self.sent]):
+            raise RuntimeError(f"streamed text {self.text[:self.sent]!r} is not a prefix of {final_text!r}")
+        if len(final_text) > self.sent:
+            self.out(final_text[self.sent:])

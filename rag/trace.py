@@ -60,6 +60,7 @@ class Answer:
     pre_retrieval: list[Passage] = field(default_factory=list)
     trigger: str = ""
     stop_reason: str = ""
+    stop_string: str | None = None  # the caller's stop string that ended the answer (stop_reason "stop string")
 
     @property
     def fired(self) -> bool:
@@ -90,4 +91,5 @@ class Answer:
             "sources": [{"id": p.id, "title": p.title, "score": p.score} for p in self.sources],
             "costs": self.costs.to_dict(),
             "stop_reason": self.stop_reason,
+            "stop_string": self.stop_string,
         }

@@ -101,3 +101,24 @@ def test_bad_loop_arguments_are_usage_errors(tiny_lm, bm25):
 
     with pytest.raises(RetrieverError):
         LoopConfig(k=0)
+
+
+def test_answer_token_budget_and_a_stop_string_spanning_two_steps(tiny_lm):
+    """A caller's `max_tokens` caps the accepted steps' tokens; a caller's stop string ends the answer
+    before it even when it spans a step boundary, and the streamed text never runs past it."""
+    cfg = dict(max_steps=4, step_tokens=4, stops=())
+    full = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(**cfg)).answer("Where is Paris?")
+    assert len(full.steps) >= 2
+    short = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(**cfg, answer_tokens=6)).answer("Where is Paris?")
+    assert sum(len(s.generation.token_ids) for s in short.steps) == 6 and short.stop_reason == "token budget"
+    assert full.text.startswith(short.text) and len(short.text) < len(full.text)
+
+    raw = "".join(s.text for s in full.steps)
+    boundary = len(full.steps[0].text)
+    stop = raw[boundary - 2: boundary + 2]
+    expected = raw[:raw.find(stop)].strip()
+    pieces: list[str] = []
+    cut = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(**cfg, answer_stops=(stop,))).answer(
+        "Where is Paris?", on_text=pieces.append)
+    assert cut.text == expected and cut.stop_reason == "stop string" and cut.stop_string == stop
+    assert "".join(pieces) == expected

@@ -209,7 +209,7 @@ def test_arag_serve_command(tmp_path):
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--port", str(port), "--corpus", str(corpus),
-                             "--trigger", "always", "--max-steps", "1"], env=env,
+                             "--trigger", "always", "--max-steps", "1", "--max-tokens", "2048"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -226,6 +226,9 @@ def test_arag_serve_command(tmp_path):
         c = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=600)
         r = c.chat.completions.create(model="default", messages=[{"role": "user", "content": "How many countries are in OPEC?"}])
         assert r.model_extra["arag"]["sources"][0]["id"] == "d0"
+        # --max-tokens raised the cap (1024 by default) for both endpoints
+        r = c.completions.create(model="default", prompt="How many countries are in OPEC?", max_tokens=2000)
+        assert r.model_extra["arag"]["sources"][0]["id"] == "d0" and r.choices[0].text
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""`arag serve`: an OpenAI-compatible HTTP server (chat completions with adaptive retrieval)."""
+"""`arag serve`: an OpenAI-compatible HTTP server (chat and text completions with adaptive retrieval)."""
 from __future__ import annotations
 
 import argparse
@@ -19,8 +19,9 @@ def port_number(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve an OpenAI-compatible chat API with adaptive retrieval",
-                       description="POST /v1/chat/completions (stream or not), GET /v1/models, GET /health. "
+    p = sub.add_parser("serve", help="serve an OpenAI-compatible API with adaptive retrieval",
+                       description="POST /v1/chat/completions and /v1/completions (stream or not), GET /v1/models, "
+                                   "GET /v1/models/ID, GET /health. "
                                    "The model name `default` is always accepted. Send \"arag\": {\"retrieval\": false} "
                                    "for a plain completion of the raw model. With no --index/--corpus the demo corpus "
                                    "is served.")
@@ -29,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (default: $ARAG_API_KEY, else none)")
     p.add_argument("--max-body-bytes", type=positive_int, default=1_000_000, help="largest request body (default: 1000000)")
     p.add_argument("--max-messages", type=positive_int, default=64, help="most messages per request (default: 64)")
+    p.add_argument("--max-tokens", type=positive_int, default=1024,
+                   help="largest max_tokens a request may ask for (default: 1024)")
     add_pipeline_args(p)
     p.set_defaults(func=run)
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     pipe = build_pipeline(args)
     app = create_app(pipe, api_key=api_key, limits=Limits(max_body_bytes=args.max_body_bytes,
-                                                          max_messages=args.max_messages))
+                                                          max_messages=args.max_messages, max_tokens=args.max_tokens))
     print(f"arag: serving {', '.join(app.state.service.model_ids())} at http://{args.host}:{args.port}/v1",
           file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -1,0 +1,25 @@
+"""An OpenAI-compatible HTTP server over a `Pipeline`: `POST /v1/chat/completions` and
+`POST /v1/completions` (plain and server-sent-event streaming), `GET /v1/models[/{id}]`, `GET /health`.
+
+Why it looks like this:
+- One model, one worker thread (`service`): requests queue instead of interleaving.
+- Two modes. By default a request is answered by the adaptive loop (the newest user message is the
+  question, earlier turns are history, the retrieval query is condensed from the conversation;
+  a completions prompt is a question). ``max_tokens``, ``stop``, ``temperature``, ``top_p`` and
+  ``seed`` shape the returned answer (`rag.loop.LoopConfig`).
+  With ``"arag": {"retrieval": false}`` the server is a plain completion endpoint over the raw model
+  for the exact messages — what `rag.openai_backend.OpenAICompatibleModel` needs so that triggers
+  can read token log-probs over HTTP. A trailing assistant message with
+  ``"continue_final_message": true`` (vLLM's field) is continued, not answered.
+- Each response carries the retrieval trace in an extra ``arag`` field that OpenAI clients ignore.
+- Errors are OpenAI-style JSON with 4xx codes (`errors`).
+
+Modules: `requests` (validated bodies), `service` (model work), `responses` (OpenAI shapes), `sse`
+(streaming), `errors` (the error body), `app` (routes), `thread` (a server in a background thread).
+"""
+from rag.server.app import create_app
+from rag.server.errors import APIError
+from rag.server.requests import Limits
+from rag.server.thread import ServerThread
+
+__all__ = ["APIError", "Limits", "ServerThread", "create_app"]

@@ -1,0 +1,200 @@
+"""The model work behind the endpoints: one pipeline, one worker thread.
+
+Every request's model work runs on a single-thread executor, so requests queue instead of
+interleaving: the model's KV cache and the per-answer cost counters (deltas of ``lm.usage``) stay
+per request, and the event loop never blocks on the model. A request whose client went away (a
+closed stream, a non-streamed client that timed out) stops at the model's next token: otherwise one
+abandoned 1000-token request keeps every later one waiting.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, Callable
+
+from rag.conversation import conversation_turn
+from rag.errors import USER_ERRORS
+from rag.lm import Prompt
+from rag.loop import AdaptiveRAG
+from rag.pipeline import Pipeline
+from rag.prompts import PromptTemplates
+from rag.server.errors import APIError
+from rag.server.requests import Job
+from rag.server.responses import Choice, Result, TokenText, answer_trace
+from rag.streaming import StepStream, accepts, token_decoder
+
+OnPiece = Callable[[int, str], None]  # (choice index, text): streamed text as it becomes final
+
+
+class ClientGone(Exception):
+    """Raised inside the model worker to abandon work whose client disconnected."""
+
+
+class CancellableLM:
+    """The pipeline's model, checking before every call and after every token whether the client is
+    still there (the loop, the triggers' samples and raw completions all generate through it)."""
+
+    def __init__(self, lm, gone: threading.Event) -> None:
+        self._lm, self._gone = lm, gone
+        inner = lm.generate
+        # the model's per-token callback, if it has one, is where a token-by-token check can run
+        hook = next((name for name in ("on_text", "on_token") if accepts(inner, name)), None)
+
+        @functools.wraps(inner)  # same signature: `accepts` sees the model's own options
+        def generate(prompts, *args, **kw):
+            self.check()
+            if hook is not None:
+                user = kw.get(hook)
+
+                def per_token(*a) -> None:
+                    self.check()
+                    if user is not None:
+                        user(*a)
+
+                kw[hook] = per_token
+            return inner(prompts, *args, **kw)
+
+        self.generate = generate
+
+    def check(self) -> None:
+        if self._gone.is_set():
+            raise ClientGone()
+
+    def score(self, *args, **kw):
+        self.check()
+        return self._lm.score(*args, **kw)
+
+    def __getattr__(self, name: str):
+        return getattr(self._lm, name)
+
+
+def context_length(lm) -> int | None:
+    """The model's context window in tokens, where it says (transformers' config)."""
+    own = getattr(lm, "context_length", None)
+    if isinstance(own, int):
+        return own
+    n = getattr(getattr(getattr(lm, "model", None), "config", None), "max_position_embeddings", None)
+    return n if isinstance(n, int) else None
+
+
+class ChatService:
+    """Runs jobs against one pipeline, one at a time, on a single worker thread."""
+
+    def __init__(self, pipeline: Pipeline, model_name: str | None = None) -> None:
+        self.pipeline = pipeline
+        self.model_name = model_name or getattr(pipeline.lm, "name", "model")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arag-model")
+        self.text_of = TokenText(getattr(pipeline.lm, "tokenizer", None))
+        self._triggers: dict[str, Any] = {}
+
+    def model_ids(self) -> list[str]:
+        return list(dict.fromkeys([self.model_name, "default"]))
+
+    def trigger(self, name: str | None):
+        """The pipeline's trigger, or another one by name (built once, with the pipeline's settings);
+        a name that does not build is the client's mistake: a 400 naming ``arag.trigger``."""
+        if name is None:
+            return self.pipeline.trigger
+        if name not in self._triggers:
+            try:
+                self._triggers[name] = self.pipeline.make_trigger(name)
+            except USER_ERRORS as exc:
+                raise APIError(400, f"arag.trigger: {exc}", "arag.trigger") from None
+        return self._triggers[name]
+
+    def prepare(self, jobs: list[Job]) -> None:
+        """What can fail before any text is produced, checked before a reply starts (a 4xx, never an
+        error event after a 200): the per-request trigger, and a prompt longer than the model's
+        context (refused before decoding: past it a model answers nonsense, and 1 MB decodes for minutes)."""
+        lm, limit = self.pipeline.lm, context_length(self.pipeline.lm)
+        for job in jobs:
+            self.trigger(job.trigger)
+            if limit is None or not hasattr(lm, "encode") or not hasattr(lm, "render"):
+                continue
+            n = len(lm.encode(lm.render(self._first_prompt(job))))
+            if n >= limit:
+                raise APIError(400, f"the prompt is {n} tokens; this model's context is {limit} tokens", job.source,
+                               "context_length_exceeded")
+
+    @staticmethod
+    def _first_prompt(job: Job) -> Prompt:
+        """The prompt of the job's first model call (the loop's first draft, or the raw completion)."""
+        if job.retrieval:
+            turn = conversation_turn(job.messages)
+            return Prompt(messages=tuple(turn.history) + PromptTemplates().build(turn.question).messages)
+        if job.continue_final:
+            return Prompt(messages=tuple(job.messages[:-1]), prefix=job.messages[-1][1])
+        return Prompt(messages=tuple(job.messages))
+
+    def run_adaptive(self, job: Job, lm, on_text: Callable[[str], None] | None = None) -> Result:
+        turn = conversation_turn(job.messages)
+        p = self.pipeline
+        config = replace(p.config, seed=p.config.seed if job.seed is None else job.seed,
+                         top_logprobs=job.top_logprobs if job.logprobs else 0, answer_tokens=job.max_tokens,
+                         answer_stops=tuple(job.stop), temperature=job.temperature, top_p=job.top_p)
+        loop = AdaptiveRAG(lm, p.retriever, self.trigger(job.trigger), config=config)
+        answer = loop.answer(turn.question, history=turn.history, retrieval_query=turn.retrieval_query, on_text=on_text)
+        trace = answer_trace(answer)
+        trace["retrieval_query"] = turn.retrieval_query
+        finish = "length" if answer.stop_reason in ("step budget", "token budget") else "stop"
+        gens = [s.generation for s in answer.steps if s.generation is not None]
+        returned = sum(len(g.token_ids) for g in gens)  # the drafts, samples and regenerations are in trace["costs"]
+        return Result([Choice(0, answer.text, finish, answer.stop_string, gens)], answer.costs.prompt_tokens,
+                      returned, trace)
+
+    def run_raw(self, job: Job, lm, on_piece: OnPiece | None = None) -> Result:
+        prompt = self._first_prompt(job)
+        extra: dict[str, Any] = {}
+        if job.logprobs and job.top_logprobs and accepts(lm.generate, "top_logprobs"):
+            extra["top_logprobs"] = job.top_logprobs
+        streams: list[StepStream] = []
+        decode = token_decoder(lm) if on_piece is not None else None
+        if decode is not None:
+            streams = [StepStream(decode, job.stop, (lambda i: lambda s: on_piece(i, s))(i)) for i in range(job.n)]
+            extra["on_token"] = lambda i, t: streams[i].on_token(0, t)
+        before = lm.usage.snapshot()
+        t0 = time.perf_counter()
+        gens = lm.generate([prompt], n=job.n, temperature=job.temperature, top_p=job.top_p,
+                           max_new_tokens=job.max_tokens or 256, stop=job.stop or None, seed=job.seed, **extra)[0]
+        seconds = time.perf_counter() - t0
+        used = lm.usage.since(before)
+        choices = []
+        for i, g in enumerate(gens):
+            if streams:
+                streams[i].finish(g.text)
+            elif on_piece is not None:
+                on_piece(i, g.text)
+            choices.append(Choice(i, g.text, "stop" if (g.finished or g.stop) else "length", g.stop, [g]))
+        trace = {"mode": "raw", "retrieved": False, "approximate_entropy": any(g.approximate_entropy for g in gens),
+                 "costs": {"lm_calls": used.calls, "retriever_calls": 0, "prompt_tokens": used.prompt_tokens,
+                           "generated_tokens": used.generated_tokens, "seconds": seconds}}
+        return Result(choices, used.prompt_tokens, sum(len(g.token_ids) for g in gens), trace)
+
+    def run(self, job: Job, on_piece: OnPiece | None = None, gone: threading.Event | None = None) -> Result:
+        """Run one job (on the worker); ``gone`` set by the caller abandons it with `ClientGone`."""
+        lm = CancellableLM(self.pipeline.lm, gone or threading.Event())
+        lm.check()  # the client left while the request waited in the queue
+        try:
+            if job.retrieval:
+                return self.run_adaptive(job, lm, (lambda s: on_piece(0, s)) if on_piece else None)
+            return self.run_raw(job, lm, on_piece)
+        except USER_ERRORS as exc:
+            raise APIError(400, str(exc)) from None
+
+    def run_all(self, jobs: list[Job], on_piece: OnPiece | None = None, gone: threading.Event | None = None) -> Result:
+        """Several prompts of one completions request, in order: choice ``k * n + i`` is prompt k's i-th."""
+        if len(jobs) == 1:
+            return self.run(jobs[0], on_piece, gone)
+        results = []
+        for k, job in enumerate(jobs):
+            base = k * job.n
+            piece = (lambda b: lambda i, s: on_piece(b + i, s))(base) if on_piece is not None else None
+            result = self.run(job, piece, gone)
+            for c in result.choices:
+                c.index += base
+            results.append(result)
+        return Result([c for r in results for c in r.choices], sum(r.prompt_tokens for r in results),
+                      sum(r.completion_tokens for r in results), [r.trace for r in results])
