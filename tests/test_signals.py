@@ -122,6 +122,27 @@ def test_p_true_is_one_forward_pass(default_lm):
 
 
 @pytest.mark.slow
+def test_p_true_over_the_openai_compatible_backend_matches_in_process(default_lm, bm25):
+    """Through a real `arag serve` on 127.0.0.1: the top-20 log-probs of one generated token give the
+    in-process log-probs for every candidate among them (-inf for one outside: a lower bound)."""
+    from rag.openai_backend import OpenAICompatibleModel
+    from rag.pipeline import Pipeline
+    from rag.server import ServerThread, create_app
+    from triggers import TokenConfidence
+
+    args = ("Is Paris the capital of France? Answer True or False.", "The answer is:", (" True", " False"))
+    local = default_lm.next_token_logprobs(*args)
+    with ServerThread(create_app(Pipeline(lm=default_lm, retriever=bm25, trigger=TokenConfidence(), config=LoopConfig()))) as srv:
+        remote = OpenAICompatibleModel.from_spec(f"openai:{srv.base_url}/default")
+        before = remote.usage.snapshot()
+        http = remote.next_token_logprobs(*args)
+        assert remote.usage.since(before).calls == 1
+    assert any(math.isfinite(v) for v in http.values())
+    for c, v in http.items():
+        assert v == -math.inf or v == pytest.approx(local[c], abs=1e-4), c
+
+
+@pytest.mark.slow
 def test_question_features(default_lm):
     state = _step(default_lm, QUESTIONS[1])
     length = build_trigger("question-length").score(state)

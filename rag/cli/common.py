@@ -61,7 +61,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidence") -> None:
     g = p.add_argument_group("trigger")
-    g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco, or a+b (any of) (default: %(default)s)")
+    g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco | msp | perplexity | mean-entropy | "
+                   "lexical-similarity | num-sem-sets | eigval | degree | p-true | question-length | entity-frequency | "
+                   "retrieval-top1 | retrieval-gap | retrieval-support, or a+b (any of) (default: %(default)s)")
     g.add_argument("--threshold", type=finite_float, default=None, help="the trigger's threshold (default: from --config, else the trigger's default)")
     add_trigger_options(g)
 
