@@ -107,6 +107,19 @@ def test_sample_signals_reuse_semantic_entropys_samples_and_verdicts(default_lm)
     assert d["num-sem-sets"]["num_sem_sets"] <= clusters
 
 
+def test_graded_similarity_matrix_from_the_embedding_judge():
+    """W keeps the judge's decisions and fills the rest with its cosine: cities are closer than fruit."""
+    texts = ["Paris", "Paris, France", "Lyon", "A banana"]
+    trig = SampleConsistency(measure="eigval", judge="embedding")
+    state = StepState(question="What is the capital of France?")
+    binary, graded = trig.similarity_matrix(state, texts, graded=False), trig.similarity_matrix(state, texts, graded=True)
+    for w in (binary, graded):
+        assert np.allclose(w, w.T) and np.allclose(np.diag(w), 1) and ((0 <= w) & (w <= 1)).all()
+    assert (graded >= binary).all() and graded[0, 2] > graded[0, 3] > 0
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    assert eigval_laplacian(graded) < eigval_laplacian(binary)  # partial agreement: fewer "meanings"
+
+
 @pytest.mark.slow
 def test_p_true_is_one_forward_pass(default_lm):
     lps = default_lm.next_token_logprobs("Is Paris the capital of France? Answer True or False.", "The answer is:",

@@ -14,9 +14,15 @@ Trivedi & Sun, "Generating with Confidence" (arXiv:2305.19187) and Fomicheva et 
 - ``deg_mat.py`` (``DegMat``): ``U = trace(m·I - D) / m² = 1 - Σ_ij W_ij / m²`` for m samples.
 
 The similarity used here: LM-Polygraph fills W with an NLI model's entailment probabilities; this
-project's equivalence judges (lexical, embedding, lm, NLI) give decisions, so W_ij = 1 when the
-step's judge says samples i and j mean the same (the same verdict semantic entropy clusters with,
-read from the step's shared verdict cache, `clustering.shared_judgments`), else 0, with W_ii = 1.
+project's equivalence judges (lexical, embedding, lm, NLI) give decisions. W_ij = 1 when the step's
+judge says samples i and j mean the same (the verdict semantic entropy clusters with, read from the
+step's shared verdict cache, `clustering.shared_judgments`), W_ii = 1; otherwise, for ``eigval`` and
+``degree``, the judge's graded similarity where it has one (the embedding judge's cosine, clipped
+to [0, 1]; with ``lexical+embedding`` the embedding member's), else 0. Why graded: a small model's
+samples are rarely judged equivalent, and with 0/1 entries all-singleton steps all get the same
+score (measured: `eigval` = N on every one of 20 NQ questions with the default model), whereas
+cosines still tell "ten different cities" from "ten different topics". ``num_sem_sets`` counts
+components of the decisions alone, as LM-Polygraph's uses a binary entailment > contradiction graph.
 
 Costs: the samples are the step's shared samples (`StepState.samples`, the same settings as
 semantic entropy, so ``semantic-entropy+eigval`` samples once); the matrix needs every distinct
@@ -111,17 +117,23 @@ class SampleConsistency(SampleSettings):
     def check_question(self, state: StepState) -> Signal | None:
         return None
 
-    def similarity_matrix(self, state: StepState, texts: Sequence[str]) -> np.ndarray:
-        """W over the samples from the step's shared judge verdicts (module docstring)."""
+    def similarity_matrix(self, state: StepState, texts: Sequence[str], graded: bool) -> np.ndarray:
+        """W over the samples from the step's shared judge verdicts, graded where the judge can (module docstring)."""
         judgments = shared_judgments(state, self.judge, self.variant)
         prepare = getattr(self.judge, "prepare", None)
         if prepare is not None:
             prepare(state.question, list(dict.fromkeys(texts)))
+        scorers = [getattr(m, "similarity") for m in getattr(self.judge, "members", (self.judge,)) if hasattr(m, "similarity")]
         m = len(texts)
         w = np.eye(m)
         for i in range(m):
             for j in range(i + 1, m):
-                w[i, j] = w[j, i] = float(judgments.same(texts[i], texts[j]))
+                same = judgments.same(texts[i], texts[j])
+                if not same and graded and scorers:
+                    w[i, j] = max(0.0, min(1.0, max(f(state.question, texts[i], texts[j]) for f in scorers)))
+                else:
+                    w[i, j] = float(same)
+                w[j, i] = w[i, j]
         return w
 
     def score(self, state: StepState) -> Signal:
@@ -134,7 +146,7 @@ class SampleConsistency(SampleSettings):
         if self.measure == "lexical_similarity":
             score = lexical_dissimilarity(texts)
         else:
-            w = self.similarity_matrix(state, texts)
+            w = self.similarity_matrix(state, texts, graded=self.measure != "num_sem_sets")
             details.update(judge=self.judge.name, variant=self.variant,
                            judge_calls=shared_judgments(state, self.judge, self.variant).calls)
             score = {"num_sem_sets": num_semantic_sets, "eigval": eigval_laplacian, "degree": degree_uncertainty}[self.measure](w)
