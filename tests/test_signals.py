@@ -190,6 +190,22 @@ def test_retrieval_signals_search_once_on_a_real_bm25_index(bm25):
     assert RetrievalEvidence("support").score(unsupported).fired
 
 
+def test_calibrated_thresholds_reproduce_the_score_cut(bm25):
+    """`arag calibrate`'s conversion: the trigger configured with threshold_setting(cut) fires exactly
+    when its score exceeds the cut."""
+    from benchmarks.calibration import threshold_setting
+
+    q = QUESTIONS[1]
+    draft = Generation(text="Zebras.", logprobs=[-0.5, -2.0], entropies=[1.0, 3.0])
+    state = StepState(question=q, draft=draft, retriever=bm25, query=q, k=3)
+    for name in ("msp", "perplexity", "mean-entropy", "question-length", "retrieval-top1", "retrieval-gap",
+                 "retrieval-support"):
+        sig = build_trigger(name).score(state)
+        for cut, fires in ((sig.score - 1e-6, True), (sig.score, False)):
+            setting = threshold_setting(name, cut, sig.details)
+            assert build_trigger(name, **setting).score(state).fired == fires, (name, cut)
+
+
 @pytest.mark.slow
 def test_the_loop_reuses_the_triggers_search_and_counts_it(default_lm, bm25):
     config = LoopConfig(max_steps=1)
