@@ -123,7 +123,7 @@ class SampleConsistency(SampleSettings):
         prepare = getattr(self.judge, "prepare", None)
         if prepare is not None:
             prepare(state.question, list(dict.fromkeys(texts)))
-        scorers = [getattr(m, "similarity") for m in getattr(self.judge, "members", (self.judge,)) if hasattr(m, "similarity")]
+        scorers = [m.similarity for m in getattr(self.judge, "members", (self.judge,)) if hasattr(m, "similarity")]
         m = len(texts)
         w = np.eye(m)
         for i in range(m):
