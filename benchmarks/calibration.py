@@ -46,21 +46,47 @@ def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | 
     return best
 
 
+# score → threshold, per trigger: "fire when score > cut" in the trigger's own threshold units
+def _same(c: float) -> float:  # fire when score > θ
+    return c
+
+
+def _negated(c: float) -> float:  # score = −value, fire when value < θ
+    return -c
+
+
+def _complement(c: float) -> float:  # score = 1 − value, fire when value < θ
+    return 1.0 - c
+
+
+def _count(c: float) -> float:  # score = −log(1 + count), fire when count < θ
+    return math.expm1(-c)
+
+
+AGGREGATION_THRESHOLDS = {"min_prob": _complement, "mean_logprob": _negated, "max_entropy": _same,
+                          "sequence_prob": _same, "mean_entropy": _same}
+TRIGGER_THRESHOLDS = {
+    "semantic-entropy": _same, "quco": _count, "entity-frequency": _count,
+    "lexical-similarity": _same, "num-sem-sets": _same, "eigval": _same, "degree": _same,
+    "p-true": _complement, "question-length": _same,
+    "retrieval-top1": _negated, "retrieval-gap": _negated, "retrieval-support": _complement,
+}
+ALIASES = ("msp", "perplexity", "mean-entropy")  # token-confidence aggregations under their own names
+
+
 def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[str, Any]:
     """The trigger setting equivalent to "fire when score > cut" (see each trigger's score definition)."""
     if math.isinf(cut):
         raise BenchError("no finite scores to calibrate on")
-    if policy == "token-confidence":
+    if policy == "token-confidence" or policy in ALIASES:
         agg = details.get("aggregation", "min_prob")
-        convert = {"min_prob": lambda c: 1.0 - c, "mean_logprob": lambda c: -c, "max_entropy": lambda c: c}
-        if agg not in convert:
+        if agg not in AGGREGATION_THRESHOLDS:
             raise BenchError(f"token-confidence aggregation {agg!r} has no threshold in score units; calibrate another aggregation")
-        return {"threshold": convert[agg](cut), "aggregation": agg}
-    if policy == "semantic-entropy":
-        return {"threshold": cut}
-    if policy == "quco":
-        return {"threshold": math.expm1(-cut)}  # score = −log(1 + count); fire when count < threshold
-    raise BenchError(f"calibration supports token-confidence, semantic-entropy and quco, not {policy!r}")
+        setting = {"threshold": AGGREGATION_THRESHOLDS[agg](cut)}
+        return setting if policy in ALIASES else {**setting, "aggregation": agg}
+    if policy in TRIGGER_THRESHOLDS:
+        return {"threshold": TRIGGER_THRESHOLDS[policy](cut)}
+    raise BenchError(f"calibration supports token-confidence, {', '.join((*ALIASES, *TRIGGER_THRESHOLDS))}, not {policy!r}")
 
 
 def calibrate(records: Sequence[dict], policy: str, metric: str = "contains", budget: float | None = None) -> dict[str, Any]:

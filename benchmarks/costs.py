@@ -3,6 +3,7 @@ is charged exactly what it would have cost when run alone.
 
 Shared sampling: triggers share N samples through `StepState.samples`; `LedgerState` remembers what
 each draw cost, and charges a trigger for every draw it *used*, even one another trigger paid for.
+A search a trigger makes before deciding (`StepState.passages`) is a draw in the same sense.
 """
 from __future__ import annotations
 
@@ -59,13 +60,15 @@ class LedgerState(StepState):
     meter: Meter | None = None
     draws: dict[tuple, dict[str, float]] = field(default_factory=dict)
     used: set[tuple] = field(default_factory=set)
+    paid: set[tuple] = field(default_factory=set)  # draws whose cost was spent here (not read from ``searches``)
+    searches: dict[str, tuple[list, dict[str, float]]] | None = None
 
     @classmethod
-    def of(cls, state: StepState, meter: Meter) -> "LedgerState":
+    def of(cls, state: StepState, meter: Meter, searches: dict | None = None) -> "LedgerState":
         """Copy a state built by the loop (``AdaptiveRAG._state``), so the benchmark's triggers see
         exactly what the loop's would."""
         return cls(**{f.name: getattr(state, f.name) for f in fields(StepState) if f.init and not f.name.startswith("_")},
-                   meter=meter)
+                   meter=meter, searches=searches)
 
     def samples(self, n: int, temperature: float = 1.0, top_p: float = 1.0,
                 max_new_tokens: int | None = None) -> list[TokenStatistics]:
@@ -76,9 +79,31 @@ class LedgerState(StepState):
             out = super().samples(n, temperature, top_p, max_new_tokens)
         if self.sample_calls > calls:
             self.draws[(temperature, top_p, budget, n)] = cost
+            self.paid.add((temperature, top_p, budget, n))
         self.used.add(min((k for k in self.draws if k[:3] == (temperature, top_p, budget) and k[3] >= n),
                           key=lambda k: k[3]))
         return out
+
+    def passages(self) -> list:
+        """The step's search, as `StepState.passages`, with its cost recorded like a sample draw.
+        ``searches`` (the runner's per-question search cache, query → (passages, cost)) is read
+        first and filled after, so the RAG branch of the same query does not search again."""
+        query = self.query or self.question
+        key = ("passages", query, self.k)
+        if key not in self.draws:
+            assert self.meter is not None
+            if self.searches is not None and query in self.searches:
+                found, cost = self.searches[query]
+                self._memo[key] = list(found)
+            else:
+                with self.meter.measure(retriever_calls=1) as cost:
+                    found = super().passages()
+                self.paid.add(key)
+                if self.searches is not None:
+                    self.searches[query] = (found, cost)
+            self.draws[key] = cost
+        self.used.add(key)
+        return super().passages()
 
     def charge(self, paid_during_call: set[tuple], measured: dict[str, float]) -> dict[str, float]:
         """A trigger's stand-alone cost: what it spent itself (``measured`` minus the draws it made)

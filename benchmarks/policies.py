@@ -3,7 +3,8 @@
 A trigger policy at score cut ``c`` (None: the trigger's own configured decision) answers with
 the retrieval-augmented step when the score is above ``c`` and with the closed-book draft
 otherwise, and is charged the draft + its signal + (retrieval + regeneration when it fired) —
-what `AdaptiveRAG` with ``max_steps=1`` spends. QuCo's question check keeps its configured
+what `AdaptiveRAG` with ``max_steps=1`` spends (a trigger that searched before deciding has paid
+for the search already, and the loop reuses it when the step fires). QuCo's question check keeps its configured
 decision in a sweep; the cut then applies to the score of whichever draft the loop would have made.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.costs import add
+from benchmarks.costs import add, sub
 from corpora.jsonfloat import read_float
 
 SWEEP_POINTS = 21  # score quantiles 0, 5, ..., 100 %
@@ -37,6 +38,11 @@ def _fires(sig: dict[str, Any], cut: float | None) -> bool:
     return bool(sig["fired"]) if cut is None else _score(sig["score"]) > cut
 
 
+def _after(sig: dict[str, Any], rag: dict[str, Any]) -> dict[str, float]:
+    """The RAG branch's cost after ``sig`` fired: without the search when the trigger made it already."""
+    return sub(rag["costs"], rag["retrieval_costs"]) if sig.get("searched") and "retrieval_costs" in rag else rag["costs"]
+
+
 def outcome(record: dict[str, Any], policy: str, cut: float | None = None) -> Outcome:
     if "live" in record:
         live = record["live"][policy]
@@ -53,12 +59,12 @@ def outcome(record: dict[str, Any], policy: str, cut: float | None = None) -> Ou
         base = add(pre["signal"]["costs"], pre["draft"]["costs"], step["costs"])
         if _fires(step, cut):
             second = pre["rag"]
-            return Outcome(second["text"], True, add(base, second["costs"]), True)
+            return Outcome(second["text"], True, add(base, _after(step, second)), True)
         return Outcome(pre["draft"]["text"], bool(pre["draft"]["passage_ids"]), base, True)
     sig = record["signals"][policy]
     base = add(closed["costs"], sig["costs"], pre["signal"]["costs"] if pre else {})
     if _fires(sig, cut):
-        return Outcome(rag["text"], bool(rag["passage_ids"]), add(base, rag["costs"]), True)
+        return Outcome(rag["text"], bool(rag["passage_ids"]), add(base, _after(sig, rag)), True)
     return Outcome(closed["text"], False, base, False)
 
 

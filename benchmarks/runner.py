@@ -41,7 +41,8 @@ from retrievers.base import Passage, Retriever
 from triggers import Never, TokenConfidence
 from triggers.base import Signal, Trigger
 
-FREE_AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy")  # extra signals from the draft's own statistics
+# extra signals from the draft's own statistics, recorded for every question (they cost nothing)
+FREE_AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "sequence_prob", "mean_entropy")
 RESULTS, MANIFEST = "results.jsonl", "run.json"
 
 
@@ -133,25 +134,40 @@ class QuestionRunner:
             cache[query] = (passages, cost)
         return cache[query]
 
+    def _query(self, question: str, draft) -> str:
+        return form_query(question, draft, getattr(self.lm, "detokenize", None), self.config.mask_below)
+
+    def _state(self, question: str, draft, prompt, retrievals: dict) -> LedgerState:
+        """The loop's step state for ``draft``; a search a trigger makes on it is shared with the RAG branch."""
+        query = self._query(question, draft) if draft is not None else question
+        return LedgerState.of(self.loop._state(question, "", draft, -1 if draft is None else 0, prompt, query),
+                              self.meter, retrievals)
+
     def _rag(self, question: str, draft, drafts: dict, retrievals: dict) -> dict[str, Any]:
-        """What the loop does when the trigger fires on ``draft``: masked query, retrieve, regenerate."""
-        query = form_query(question, draft, getattr(self.lm, "detokenize", None), self.config.mask_below)
+        """What the loop does when the trigger fires on ``draft``: masked query, retrieve, regenerate.
+        ``retrieval_costs``: the search alone, which a trigger that searched first has paid already."""
+        query = self._query(question, draft)
         passages, r_cost = self._retrieve(query, retrievals)
         final, d_cost = draft, zero()
         if passages:
             final, _, d_cost = self._draft(question, passages, drafts)
         return {"query": query, "passage_ids": [p.id for p in passages], "text": step_text(final).strip(),
-                "costs": add(r_cost, d_cost)}
+                "costs": add(r_cost, d_cost), "retrieval_costs": r_cost}
 
     def _score(self, trigger: Trigger, state: LedgerState) -> dict[str, Any]:
         state.used = set()
-        before = set(state.draws)
+        before = set(state.paid)
         with self.meter.measure() as measured:
             sig = trigger.score(state)
-        return signal_dict(sig, state.charge(set(state.draws) - before, measured))
+        paid = state.paid - before
+        measured["retriever_calls"] += sum(1 for k in paid if k[0] == "passages")  # the meter sees LM use only
+        out = signal_dict(sig, state.charge(paid, measured))
+        if any(k[0] == "passages" for k in state.used):
+            out["searched"] = True  # a fired step reuses the search: policies charge it once
+        return out
 
     def _pre_branch(self, question: str, trigger: Trigger, drafts: dict, retrievals: dict) -> dict[str, Any] | None:
-        pre_state = LedgerState.of(self.loop._state(question, "", None, -1, self.loop.templates.build(question)), self.meter)
+        pre_state = self._state(question, None, self.loop.templates.build(question), retrievals)
         with self.meter.measure() as cost:
             pre = trigger.check_question(pre_state)
         if pre is None:
@@ -160,7 +176,7 @@ class QuestionRunner:
         if pre.fired:
             passages, r_cost = self._retrieve(question, retrievals)
             g, prompt, d_cost = self._draft(question, passages, drafts)
-            state = LedgerState.of(self.loop._state(question, "", g, 0, prompt), self.meter)
+            state = self._state(question, g, prompt, retrievals)
             entry["draft"] = {"text": step_text(g).strip(), "passage_ids": [p.id for p in passages],
                               "costs": add(r_cost, d_cost)}
             entry["step"] = self._score(trigger, state)
@@ -179,7 +195,7 @@ class QuestionRunner:
             pre = {name: e for name, t in self.triggers.items() if (e := self._pre_branch(q, t, drafts, retrievals))}
             g, prompt, cost = self._draft(q, [], drafts)
             record["closed_book"] = {"text": step_text(g).strip(), "tokens": len(g.token_ids), "costs": cost}
-            state = LedgerState.of(self.loop._state(q, "", g, 0, prompt), self.meter)
+            state = self._state(q, g, prompt, retrievals)
             record["signals"] = {name: self._score(t, state) for name, t in self.triggers.items()}
             record["extra_signals"] = {f"token-confidence:{a}": json_float(TokenConfidence(a).score(state).score)
                                        for a in FREE_AGGREGATIONS}

@@ -285,6 +285,17 @@ class HFLanguageModel:
             return Generation(text=continuation, token_ids=c_ids, tokens=self.tokenizer.convert_ids_to_tokens(c_ids),
                               logprobs=chosen.tolist(), entropies=ent.tolist(), prompt_tokens=len(p_ids))
 
+    @torch.inference_mode()
+    def next_token_logprobs(self, user: str, prefix: str, candidates: Sequence[str]) -> dict[str, float]:
+        """Log-probability of each candidate's first token right after ``user`` + ``prefix`` (one
+        forward pass, counted as an LM call; no token is generated). For P(True)."""
+        with self._lock:
+            ids = self.encode(self.render(Prompt.user(user, prefix=prefix)))
+            logp = torch.log_softmax(self.model(input_ids=torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+            self.usage.calls += 1
+            self.usage.prompt_tokens += len(ids)
+            return {c: float(logp[self.encode(c)[0]]) for c in candidates}
+
 
 def _sample(logits: torch.Tensor, top_p: float, gen: torch.Generator) -> torch.Tensor:
     """Nucleus sampling: keep the smallest set of tokens whose probability mass reaches ``top_p``."""

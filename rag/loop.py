@@ -104,16 +104,23 @@ class AdaptiveRAG:
     def _stops(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([*self.config.stops, *(s for s in self.config.answer_stops if s)]))
 
-    def _state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt) -> StepState:
+    def _state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt,
+               query: str | None = None) -> StepState:
+        """``query``: what the loop retrieves with if this step fires (a trigger may search it first)."""
         return StepState(question=question, accepted=accepted, draft=draft, step_index=index, sampler=self.lm,
                          prompt=prompt, max_new_tokens=self.config.step_tokens, stop=self._stops(),
-                         seed=self.config.seed)
+                         seed=self.config.seed, retriever=self.retriever, query=query, k=self.config.k)
 
     def _retrieve(self, query: str, costs: Costs) -> list[Passage]:
         if self.retriever is None:
             return []
         costs.retriever_calls += 1
         return self.retriever.retrieve(query, self.config.k)
+
+    def _reuse_or_retrieve(self, state: StepState, costs: Costs) -> list[Passage]:
+        """The passages a trigger already searched for this step's query, else a new search."""
+        searched = state.searched()
+        return list(searched) if searched is not None else self._retrieve(state.query or state.question, costs)
 
     # -- the loop --------------------------------------------------------------------------
     def answer(self, question: str, *, history: Sequence[tuple[str, str]] = (), retrieval_query: str | None = None,
@@ -145,9 +152,11 @@ class AdaptiveRAG:
         pre_retrieval: list[Passage] = []
 
         pre_prompt = self.templates.build(question)
-        pre = self.trigger.check_question(self._state(question, "", None, -1, pre_prompt))
+        pre_state = self._state(question, "", None, -1, pre_prompt, base_query)
+        pre = self.trigger.check_question(pre_state)
+        costs.retriever_calls += pre_state.retriever_calls
         if pre is not None and pre.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
-            pre_retrieval = context = self._retrieve(base_query, costs)
+            pre_retrieval = context = self._reuse_or_retrieve(pre_state, costs)
             retrievals += 1
 
         accepted = ""
@@ -166,13 +175,16 @@ class AdaptiveRAG:
             if index > 0 and draft.finished and not draft.text.strip():
                 stop_reason = "end of answer"  # the model ended the answer: nothing left to check or retrieve for
                 break
-            signal: Signal = self.trigger.score(self._state(question, accepted, draft, index, prompt))
+            query = form_query(base_query, draft, getattr(self.lm, "detokenize", None), cfg.mask_below)
+            state = self._state(question, accepted, draft, index, prompt, query)
+            signal: Signal = self.trigger.score(state)
+            costs.retriever_calls += state.retriever_calls  # searches a trigger made to decide
             trace = StepTrace(index=index, draft=step_text(draft, cfg.answer_stops), signal=signal, fired=signal.fired,
                               draft_tokens=_token_table(draft))
             final = draft
             if signal.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
-                trace.query = form_query(base_query, draft, getattr(self.lm, "detokenize", None), cfg.mask_below)
-                trace.passages = self._retrieve(trace.query, costs)
+                trace.query = query
+                trace.passages = self._reuse_or_retrieve(state, costs)
                 retrievals += 1
                 if trace.passages:
                     context = trace.passages

@@ -162,6 +162,21 @@ class OpenAICompatibleModel:
         raise ModelError(f"{self.base_url}: scoring a given continuation is not available over the OpenAI chat API "
                          "(no echo of prompt log-probs); use an in-process model for triggers that need `score`")
 
+    def next_token_logprobs(self, user: str, prefix: str, candidates: Sequence[str]) -> dict[str, float]:
+        """One completion of a single token with ``top_logprobs=20`` (the API's maximum): a candidate
+        found among them gets its log-prob (compared without surrounding spaces, as servers differ
+        in how they write a leading space), one outside them -inf. Exact only as far as the top 20 go."""
+        body = self._body(Prompt.user(user, prefix=prefix), 1, 0.0, 1.0, 1, None, None, 20)
+        data = self._request("POST", "/chat/completions", json=body)
+        self.usage.calls += 1
+        self.usage.prompt_tokens += int((data.get("usage") or {}).get("prompt_tokens") or 0)
+        content = ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
+        top: dict[str, float] = {}
+        for t in (content[0].get("top_logprobs") or []) if content else []:
+            key = str(t.get("token", "")).strip()
+            top[key] = max(top.get(key, -math.inf), float(t["logprob"]))
+        return {c: top.get(c.strip(), -math.inf) for c in candidates}
+
     def close(self) -> None:
         self._client.close()
 

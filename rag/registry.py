@@ -1,6 +1,9 @@
 """Names → components, so the CLI, the server and the benchmarks build triggers the same way.
 
-Trigger names: token-confidence, always, never, semantic-entropy, quco; ``a+b`` is AnyOf(a, b).
+Trigger names: token-confidence, always, never, semantic-entropy, quco; the signals of issue 12
+(draft: msp, perplexity, mean-entropy; samples: lexical-similarity, num-sem-sets, eigval, degree;
+one more call: p-true; question: question-length, entity-frequency; a search first:
+retrieval-top1, retrieval-gap, retrieval-support); ``a+b`` is AnyOf(a, b).
 Factories of the costlier triggers are imported lazily: `arag ask --trigger never` should not
 load spaCy.
 """
@@ -16,9 +19,17 @@ def _token_confidence(threshold: float | None = None, aggregation: str = "min_pr
     return TokenConfidence(aggregation=aggregation, threshold=threshold)
 
 
-def _lazy(module: str) -> Callable[..., Trigger]:
+def _aggregation(aggregation: str, name: str) -> Callable[..., Trigger]:
+    """A token-confidence aggregation under its own trigger name (its own bench column and config section)."""
+    def factory(threshold: float | None = None, **_: Any) -> Trigger:
+        return TokenConfidence(aggregation=aggregation, threshold=threshold, name=name)
+
+    return factory
+
+
+def _lazy(module: str, function: str = "from_options", **fixed: Any) -> Callable[..., Trigger]:
     def factory(**options: Any) -> Trigger:
-        return importlib.import_module(module).from_options(**options)
+        return getattr(importlib.import_module(module), function)(**{**options, **fixed})
 
     return factory
 
@@ -29,6 +40,19 @@ TRIGGERS: dict[str, Callable[..., Trigger]] = {
     "never": lambda **_: Never(),
     "semantic-entropy": _lazy("triggers.semantic_entropy"),
     "quco": _lazy("triggers.quco"),
+    "msp": _aggregation("sequence_prob", "msp"),
+    "perplexity": _aggregation("mean_logprob", "perplexity"),
+    "mean-entropy": _aggregation("mean_entropy", "mean-entropy"),
+    "lexical-similarity": _lazy("triggers.consistency", measure="lexical_similarity"),
+    "num-sem-sets": _lazy("triggers.consistency", measure="num_sem_sets"),
+    "eigval": _lazy("triggers.consistency", measure="eigval"),
+    "degree": _lazy("triggers.consistency", measure="degree"),
+    "p-true": _lazy("triggers.p_true"),
+    "question-length": _lazy("triggers.question_features", "question_length"),
+    "entity-frequency": _lazy("triggers.question_features", "entity_frequency"),
+    "retrieval-top1": _lazy("triggers.retrieval_evidence", measure="top1"),
+    "retrieval-gap": _lazy("triggers.retrieval_evidence", measure="gap"),
+    "retrieval-support": _lazy("triggers.retrieval_evidence", measure="support"),
 }
 
 

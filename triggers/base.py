@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Protocol, Sequence, TypeVar, runtime_checkable
 
-from triggers.protocols import Sampler, TokenStatistics
+from triggers.protocols import Sampler, ScoredPassage, Searcher, TokenStatistics
 
 T = TypeVar("T")
 
@@ -47,7 +47,9 @@ class StepState:
 
     ``draft`` is None for the check before the first step (question only). ``sampler`` and
     ``prompt`` let a trigger draw more samples of *this* step; ``samples()`` memoises them so two
-    triggers never pay twice.
+    triggers never pay twice. ``retriever`` and ``query`` (what the loop retrieves with if the step
+    fires) let a trigger look at the search first; ``passages()`` memoises it, and the loop reuses
+    those passages when the step fires instead of searching twice.
     """
 
     question: str
@@ -60,6 +62,10 @@ class StepState:
     stop: Sequence[str] | None = None
     seed: int | None = None
     sample_calls: int = 0  # batched sampling calls made for this step (a cost, and a test hook)
+    retriever: Searcher | None = None
+    query: str | None = None
+    k: int = 3
+    retriever_calls: int = 0  # searches made by triggers for this step (a cost the loop charges)
     _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
@@ -91,6 +97,23 @@ class StepState:
             )[0]
 
         return self.memo(key_base + (n,), draw)
+
+
+    def passages(self) -> list[ScoredPassage]:
+        """The top-``k`` passages for ``query`` (the question when the loop gave none), searched once per step."""
+        if self.retriever is None:
+            raise TriggerConfigError("this trigger needs a retriever, but the step carries none")
+        query = self.query or self.question
+
+        def search() -> list[ScoredPassage]:
+            self.retriever_calls += 1
+            return list(self.retriever.retrieve(query, self.k))
+
+        return self.memo(("passages", query, self.k), search)
+
+    def searched(self) -> list[ScoredPassage] | None:
+        """The passages a trigger already searched for ``query``, or None (nothing searched)."""
+        return self._memo.get(("passages", self.query or self.question, self.k))
 
 
 @runtime_checkable

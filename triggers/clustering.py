@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from triggers.base import TriggerConfigError
+from triggers.base import StepState, TriggerConfigError
 from triggers.judges.base import EntailmentJudge, EquivalenceJudge, Implication
 
 VARIANTS = ("strict", "non-contradiction")
@@ -63,6 +63,14 @@ class PairJudgments:
         if isinstance(self.judge, EntailmentJudge):
             return bidirectional(*self.judge.implications(self.question, a, b), self.variant)
         return bool(self.judge.equivalent(self.question, a, b))
+
+
+def shared_judgments(state: StepState, judge: EquivalenceJudge, variant: str) -> PairJudgments:
+    """The step's verdict cache for this judge and variant, shared by every trigger of the step
+    (semantic entropy's clustering and the similarity-matrix signals never judge a pair twice).
+    Judges are told apart by name: the registry builds judges of one name from one spec."""
+    return state.memo(("pair-judgments", judge.name, variant, state.question),
+                      lambda: PairJudgments(judge, state.question, variant))
 
 
 @dataclass

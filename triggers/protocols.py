@@ -34,3 +34,30 @@ class Sampler(Protocol):
         stop: Sequence[str] | None = None,
         seed: int | None = None,
     ) -> list[list[TokenStatistics]]: ...
+
+
+@runtime_checkable
+class ScoredPassage(Protocol):
+    """What a trigger reads of a retrieved passage (`retrievers.base.Passage` satisfies it)."""
+
+    id: str
+    text: str
+    score: float
+
+
+@runtime_checkable
+class Searcher(Protocol):
+    """A retriever, as a trigger that decides from a search (top score, support of the draft) needs it."""
+
+    def retrieve(self, query: str, k: int) -> Sequence[ScoredPassage]: ...
+
+
+@runtime_checkable
+class NextTokenScorer(Protocol):
+    """Log-probabilities of candidate next tokens after a user message and the start of the
+    assistant's reply (``prefix``), from one forward pass (P(True)).
+
+    ``candidates`` are short strings (" True", " False"); each is scored by its first token. A
+    backend that sees only the top-k alternatives returns -inf for a candidate outside them."""
+
+    def next_token_logprobs(self, user: str, prefix: str, candidates: Sequence[str]) -> dict[str, float]: ...

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
-from triggers.clustering import Clustering, PairJudgments, check_variant, get_semantic_ids
+from triggers.clustering import Clustering, check_variant, get_semantic_ids, shared_judgments
+from triggers.protocols import TokenStatistics
 from triggers.equivalence import DEFAULT_JUDGE, make_judge
 from triggers.judges.base import EquivalenceJudge
 
@@ -73,11 +74,10 @@ def logsumexp_by_id(semantic_ids: Sequence[int], log_likelihoods: Sequence[float
 
 # -- the trigger ------------------------------------------------------------------------------------
 @dataclass
-class SemanticEntropy:
-    """Fire when the semantic entropy of N samples of the step exceeds ``threshold`` (nats).
+class SampleSettings:
+    """How a step's samples are drawn and judged; triggers with equal settings share the samples
+    (`StepState.samples`) and the judge's verdicts (`clustering.shared_judgments`).
 
-    ``estimator`` picks the score: ``weighted`` (probability-weighted, Farquhar et al.'s
-    "semantic entropy") or ``discrete`` (cluster frequencies); both are in the details.
     ``sample_tokens`` caps each sample's length; None: twice the draft's tokens (at least
     ``MIN_SAMPLE_TOKENS``, at most the step budget), because a sample as long as the draft
     already says what it means, and the batch decodes until its longest sample stops.
@@ -88,39 +88,54 @@ class SemanticEntropy:
     top_p: float = 1.0
     judge: EquivalenceJudge | str = DEFAULT_JUDGE
     variant: str = "strict"
-    threshold: float | None = None
-    estimator: str = "weighted"
     sample_tokens: int | None = None
-    name: str = "semantic-entropy"
 
-    def __post_init__(self) -> None:
+    def check_sampling(self) -> None:
+        """Validate the settings and build the judge from its spec."""
         if not isinstance(self.samples, int) or isinstance(self.samples, bool) or self.samples < 2:
             raise TriggerConfigError(f"samples must be an integer >= 2 (entropy over one sample is 0), got {self.samples!r}")
         if not check_threshold(self.temperature, "temperature") > 0:
             raise TriggerConfigError(f"sampling temperature must be > 0, got {self.temperature}")
         if not 0.0 < check_threshold(self.top_p, "top_p") <= 1.0:
             raise TriggerConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.estimator not in ESTIMATORS:
-            raise TriggerConfigError(f"unknown estimator {self.estimator!r}; choose from {', '.join(ESTIMATORS)}")
         if self.sample_tokens is not None and self.sample_tokens < 1:
             raise TriggerConfigError(f"sample_tokens must be >= 1, got {self.sample_tokens}")
         check_variant(self.variant)
         self.judge = make_judge(self.judge)
+
+    def sample_budget(self, state: StepState) -> int:
+        return sample_budget(state, self.sample_tokens)
+
+    def draw(self, state: StepState) -> tuple[list[TokenStatistics], list[tuple[str, float]]]:
+        """The step's shared samples and the non-empty ones (`draw_kept`); an ``lm`` judge gets the step's model."""
+        bind_sampler(self.judge, state.sampler)
+        return draw_kept(state, self.samples, self.temperature, self.top_p, self.sample_tokens)
+
+
+@dataclass
+class SemanticEntropy(SampleSettings):
+    """Fire when the semantic entropy of N samples of the step exceeds ``threshold`` (nats).
+
+    ``estimator`` picks the score: ``weighted`` (probability-weighted, Farquhar et al.'s
+    "semantic entropy") or ``discrete`` (cluster frequencies); both are in the details.
+    Sampling settings: `SampleSettings`.
+    """
+
+    threshold: float | None = None
+    estimator: str = "weighted"
+    name: str = "semantic-entropy"
+
+    def __post_init__(self) -> None:
+        self.check_sampling()
+        if self.estimator not in ESTIMATORS:
+            raise TriggerConfigError(f"unknown estimator {self.estimator!r}; choose from {', '.join(ESTIMATORS)}")
         self.threshold = check_threshold(DEFAULT_THRESHOLDS[self.estimator] if self.threshold is None else self.threshold)
 
     def check_question(self, state: StepState) -> Signal | None:
         return None  # samples of a step are drawn once a step is being decided, not on the question alone
 
-    def sample_budget(self, state: StepState) -> int:
-        if self.sample_tokens is not None:
-            return self.sample_tokens
-        drafted = len(state.draft.token_ids) if state.draft is not None else 0
-        return min(state.max_new_tokens, max(MIN_SAMPLE_TOKENS, 2 * drafted))
-
     def score(self, state: StepState) -> Signal:
-        _bind_sampler(self.judge, state.sampler)
-        drawn = state.samples(self.samples, self.temperature, self.top_p, self.sample_budget(state))
-        kept = [(s.text.strip(), sequence_log_likelihood(s.logprobs)) for s in drawn if s.text.strip() and s.logprobs]
+        drawn, kept = self.draw(state)
         details: dict[str, Any] = {
             "samples": len(drawn), "empty_samples": len(drawn) - len(kept), "temperature": self.temperature,
             "top_p": self.top_p, "judge": self.judge.name, "variant": self.variant, "estimator": self.estimator,
@@ -130,7 +145,7 @@ class SemanticEntropy:
             nothing = {"semantic_entropy": 0.0, "discrete_semantic_entropy": 0.0, "naive_entropy": 0.0}
             return Signal(score=0.0, fired=False, details={**details, **nothing, "clusters": [], "judge_calls": 0})
         texts, log_liks = [t for t, _ in kept], [ll for _, ll in kept]
-        judgments = PairJudgments(self.judge, state.question, self.variant)
+        judgments = shared_judgments(state, self.judge, self.variant)
         clustering = get_semantic_ids(texts, judgments)
         entropies = semantic_entropies(clustering.semantic_ids, log_liks)
         cluster_log_probs = entropies.pop("cluster_log_probs")
@@ -141,6 +156,23 @@ class SemanticEntropy:
             "judge_calls": judgments.calls,
         })
         return Signal(score=score, fired=score > self.threshold, details=details)
+
+
+def sample_budget(state: StepState, sample_tokens: int | None) -> int:
+    """Token cap of each sample: ``sample_tokens``, else twice the draft (see `SemanticEntropy`)."""
+    if sample_tokens is not None:
+        return sample_tokens
+    drafted = len(state.draft.token_ids) if state.draft is not None else 0
+    return min(state.max_new_tokens, max(MIN_SAMPLE_TOKENS, 2 * drafted))
+
+
+def draw_kept(state: StepState, n: int, temperature: float, top_p: float,
+              sample_tokens: int | None) -> tuple[list[TokenStatistics], list[tuple[str, float]]]:
+    """The step's shared samples (`StepState.samples`: drawn once for every trigger with these
+    settings) and the non-empty ones as (stripped text, length-normalised log-likelihood)."""
+    drawn = state.samples(n, temperature, top_p, sample_budget(state, sample_tokens))
+    kept = [(s.text.strip(), sequence_log_likelihood(s.logprobs)) for s in drawn if s.text.strip() and s.logprobs]
+    return drawn, kept
 
 
 def semantic_entropies(semantic_ids: Sequence[int], log_likelihoods: Sequence[float]) -> dict[str, Any]:
@@ -165,7 +197,7 @@ def _describe(clustering: Clustering, texts: list[str], cluster_log_probs: list[
     ]
 
 
-def _bind_sampler(judge: EquivalenceJudge, sampler) -> None:
+def bind_sampler(judge: EquivalenceJudge, sampler) -> None:
     """An ``lm`` judge built without a model asks the step's own model."""
     for member in getattr(judge, "members", (judge,)):
         if hasattr(member, "sampler") and member.sampler is None:

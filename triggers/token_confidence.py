@@ -6,6 +6,18 @@ Aggregations (all turned into "higher = less confident" scores so every trigger 
 - ``max_entropy``: score = max_t H_t               fire when max_t H_t > θ       (θ in nats)
 - ``flare``: FLARE (Jiang et al., 2023): fire if *any* token has p_t < θ; score is the number
   of such tokens (a count, so a sweep over θ is a sweep over the same statistic as ``min_prob``).
+- ``sequence_prob``: LM-Polygraph's ``MaximumSequenceProbability``: score = -Σ_t log p_t (the
+  greedy sequence's negative log-likelihood), fire when it exceeds θ (nats).
+- ``mean_entropy``: LM-Polygraph's ``MeanTokenEntropy``: score = mean_t H_t, fire when > θ (nats).
+LM-Polygraph's ``Perplexity`` is -mean_t log p_t, i.e. exactly ``mean_logprob``'s score; the
+registry's ``perplexity`` name is that aggregation (IINemo/lm-polygraph,
+``src/lm_polygraph/estimators/{max_probability,perplexity,token_entropy}.py``).
+
+Why aggregations of one trigger rather than separate trigger classes: every one of them reads the
+same per-token statistics of the draft and differs only in the reduction, so one class keeps the
+"no draft → maximally unsure" rule and the details format in one place; the registry exposes
+``msp``, ``perplexity`` and ``mean-entropy`` as trigger names (an aggregation under its own name),
+so `arag bench` can sweep them side by side as separate policies.
 """
 from __future__ import annotations
 
@@ -14,12 +26,14 @@ from dataclasses import dataclass
 
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 
-AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare")
+AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare", "sequence_prob", "mean_entropy")
 # Defaults fire on about half of the default model's closed-book drafts: the median score on the
 # calibration half (even positions) of `arag bench --dataset nq_open_oracle --limit 200`; the held-out
 # half retrieved for 50 % of its questions at each of them (README, "Benchmarks"). A starting point
 # only: `arag calibrate` picks a threshold for your model, data and retrieval budget.
-DEFAULT_THRESHOLDS = {"min_prob": 0.1, "mean_logprob": -0.82, "max_entropy": 5.2, "flare": 0.1}
+DEFAULT_THRESHOLDS = {"min_prob": 0.1, "mean_logprob": -0.82, "max_entropy": 5.2, "flare": 0.1,
+                      # not calibrated (README, "More signals"): sequence NLL of 5 nats, mean entropy of 2 nats
+                      "sequence_prob": 5.0, "mean_entropy": 2.0}
 
 
 @dataclass
@@ -58,6 +72,14 @@ class TokenConfidence:
             h = max(draft.entropies)
             score, fired = h, h > theta
             stat = {"max_entropy": h}
+        elif agg == "sequence_prob":
+            nll = -sum(lps)
+            score, fired = nll, nll > theta
+            stat = {"sequence_logprob": -nll}
+        elif agg == "mean_entropy":
+            h = sum(draft.entropies) / len(draft.entropies)
+            score, fired = h, h > theta
+            stat = {"mean_entropy": h}
         else:  # flare
             low = sum(1 for lp in lps if math.exp(lp) < theta)
             score, fired = float(low), low > 0

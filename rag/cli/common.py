@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from retrievers.kinds import RETRIEVER_KINDS
+from triggers.token_confidence import AGGREGATIONS
 
 if TYPE_CHECKING:
     from rag.lm import LanguageModel
@@ -61,14 +62,16 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidence") -> None:
     g = p.add_argument_group("trigger")
-    g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco, or a+b (any of) (default: %(default)s)")
+    g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco | msp | perplexity | mean-entropy | "
+                   "lexical-similarity | num-sem-sets | eigval | degree | p-true | question-length | entity-frequency | "
+                   "retrieval-top1 | retrieval-gap | retrieval-support, or a+b (any of) (default: %(default)s)")
     g.add_argument("--threshold", type=finite_float, default=None, help="the trigger's threshold (default: from --config, else the trigger's default)")
     add_trigger_options(g)
 
 
 def add_trigger_options(g) -> None:
     """Per-trigger settings (everything but the trigger's name and threshold), shared with `arag bench`."""
-    g.add_argument("--aggregation", default=None, choices=("min_prob", "mean_logprob", "max_entropy", "flare"), help="token-confidence aggregation (default: min_prob)")
+    g.add_argument("--aggregation", default=None, choices=AGGREGATIONS, help="token-confidence aggregation (default: min_prob)")
     g.add_argument("--samples", type=positive_int, default=None, help="semantic-entropy: samples per step (default: 10)")
     g.add_argument("--temperature", type=finite_float, default=None, help="semantic-entropy: sampling temperature (default: 1.0)")
     g.add_argument("--top-p", type=finite_float, default=None, help="semantic-entropy: nucleus sampling mass (default: 1.0)")
