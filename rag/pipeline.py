@@ -51,13 +51,14 @@ class Pipeline:
     def from_args(cls, args: argparse.Namespace, lm: LanguageModel | None = None) -> "Pipeline":
         """Build from parsed CLI arguments; the retriever is opened before the model is loaded so
         that a bad index path fails in a second, not after a model load."""
-        from rag.commands.common import show_progress, trigger_options
+        from rag.commands.common import loop_options, show_progress, trigger_options
         from rag.components import open_retriever
         from rag.registry import build_trigger
 
         options = trigger_options(args)
         config = LoopConfig(k=args.k, max_steps=getattr(args, "max_steps", 6),
-                            max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0))
+                            max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0),
+                            **loop_options(args))
         retriever = open_retriever(args.retriever, index=args.index, corpus=getattr(args, "corpus", None),
                                    progress=show_progress(), es_url=args.es_url, es_index=args.es_index,
                                    es_mode=getattr(args, "es_mode", "bm25"), es_ca_file=getattr(args, "es_ca_file", None))

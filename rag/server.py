@@ -37,7 +37,8 @@ from rag.lm import Generation, Prompt
 from rag.loop import AdaptiveRAG
 from rag.openai_backend import OWNER
 from rag.pipeline import Pipeline
-from rag.streaming import StepStream, accepts, token_decoder
+from rag.streaming import StepStream, accepts, can_stream
+from rag.tokens import TokenBytes
 from rag.trace import Answer, json_text
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
@@ -82,6 +83,8 @@ class ChatRequest:
     continue_final: bool = False
     retrieval: bool = True
     trigger: str | None = None
+    repetition_penalty: float | None = None  # vLLM's extra field; None = the server's setting
+    no_repeat_ngram_size: int | None = None
 
 
 # -- request parsing ------------------------------------------------------------------------------
@@ -155,7 +158,12 @@ def parse_request(body: Any, limits: Limits) -> ChatRequest:
         top_logprobs=_number(body, "top_logprobs", 0, int, 0, MAX_TOP_LOGPROBS),
         continue_final=bool(body.get("continue_final_message", False)),
         retrieval=bool(ext.get("retrieval", True)), trigger=ext.get("trigger"),
+        repetition_penalty=_number(body, "repetition_penalty", None, float, 0.01, 10.0),
+        no_repeat_ngram_size=_number(body, "no_repeat_ngram_size", None, int, 0, 64),
     )
+    for name in ("frequency_penalty", "presence_penalty"):  # OpenAI's additive penalties: no transformers processor
+        if _number(body, name, 0.0, float, -2.0, 2.0) != 0.0:
+            raise APIError(400, f"{name} is not supported; use repetition_penalty or no_repeat_ngram_size", name)
     if req.top_logprobs and not req.logprobs:
         raise APIError(400, "top_logprobs needs logprobs: true", "top_logprobs")
     if req.trigger is not None and not isinstance(req.trigger, str):
@@ -172,32 +180,23 @@ def parse_request(body: Any, limits: Limits) -> ChatRequest:
     return req
 
 
+def _repetition(req: ChatRequest) -> dict[str, Any]:
+    """The request's repetition controls (only those it sets)."""
+    return {k: v for k, v in (("repetition_penalty", req.repetition_penalty),
+                              ("no_repeat_ngram_size", req.no_repeat_ngram_size)) if v is not None}
+
+
 # -- responses ------------------------------------------------------------------------------------
 class TokenText:
-    """Token strings as OpenAI returns them: the text of each token and its UTF-8 bytes.
-
-    Byte-level BPE tokens ("ĠParis") are mapped back to their raw bytes, so a token that holds half
-    of a multi-byte character still has exact ``bytes``."""
+    """Token strings as OpenAI returns them: the text of each token and its real bytes (a token that
+    holds half of a multi-byte character has exact ``bytes`` and a text with "\ufffd")."""
 
     def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
-        self.byte_decoder: dict[str, int] = {}
-        if tokenizer is not None:
-            try:
-                from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-                self.byte_decoder = {v: k for k, v in bytes_to_unicode().items()}
-            except ImportError:  # pragma: no cover - transformers always has it
-                pass
+        self.token_bytes = TokenBytes(tokenizer)
 
     def __call__(self, token: str) -> tuple[str, list[int]]:
-        if self.tokenizer is None:
-            return token, list(token.encode("utf-8"))
-        if self.byte_decoder and all(c in self.byte_decoder for c in token):
-            raw = bytes(self.byte_decoder[c] for c in token)
-            return raw.decode("utf-8", errors="replace"), list(raw)
-        text = self.tokenizer.convert_tokens_to_string([token])
-        return text, list(text.encode("utf-8"))
+        raw = self.token_bytes(token)
+        return raw.decode("utf-8", errors="replace"), list(raw)
 
 
 def logprobs_content(generations: list[Generation], text_of: TokenText, top: int) -> list[dict[str, Any]]:
@@ -255,7 +254,7 @@ class ChatService:
         turn = conversation_turn(req.messages)
         p = self.pipeline
         config = replace(p.config, seed=p.config.seed if req.seed is None else req.seed,
-                         top_logprobs=req.top_logprobs if req.logprobs else 0)
+                         top_logprobs=req.top_logprobs if req.logprobs else 0, **_repetition(req))
         loop = AdaptiveRAG(p.lm, p.retriever, self._trigger(req.trigger), config=config)
         answer = loop.answer(turn.question, history=turn.history, retrieval_query=turn.retrieval_query, on_text=on_text)
         trace = answer_trace(answer)
@@ -279,11 +278,14 @@ class ChatService:
         extra: dict[str, Any] = {}
         if req.logprobs and req.top_logprobs and accepts(lm.generate, "top_logprobs"):
             extra["top_logprobs"] = req.top_logprobs
+        for name, value in _repetition(req).items():
+            if not accepts(lm.generate, name):
+                raise APIError(400, f"{name} is not supported by this server's model", name)
+            extra[name] = value
         streams: list[StepStream] = []
-        decode = token_decoder(lm) if on_piece is not None else None
-        if decode is not None:
-            streams = [StepStream(decode, req.stop, (lambda i: lambda s: on_piece(i, s))(i)) for i in range(req.n)]
-            extra["on_token"] = lambda i, t: streams[i].on_token(0, t)
+        if on_piece is not None and can_stream(lm):
+            streams = [StepStream((lambda i: lambda s: on_piece(i, s))(i), req.stop) for i in range(req.n)]
+            extra["on_text"] = lambda i, text: streams[i].on_text(0, text)
         before = lm.usage.snapshot()
         t0 = time.perf_counter()
         gens = lm.generate([prompt], n=req.n, temperature=req.temperature, top_p=req.top_p,
