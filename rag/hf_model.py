@@ -19,7 +19,7 @@ import torch
 
 from corpora.cache import cache_dir
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
-from rag.steps import StepEnd, first_stop, truncate
+from rag.steps import REPETITION, StepEnd, first_stop, loops, truncate
 from rag.tokens import TokenBytes
 
 
@@ -170,12 +170,14 @@ class HFLanguageModel:
         step_end: StepEnd | None = None,
         repetition_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
+        stop_loops: bool = False,
     ) -> list[list[Generation]]:
         """Generate ``n`` sequences per prompt (one prefill, the KV cache shared by the samples).
 
         ``stop``: strings that end a sequence (excluded from the text, as in OpenAI's API);
         ``step_end``: ends a sequence where a step ends (`rag.steps.SentenceEnd`), the text after the
-        boundary dropped; ``top_logprobs=k`` keeps the k most likely tokens per position;
+        boundary dropped; ``stop_loops``: end a sequence that falls into a degenerate loop
+        (`rag.steps.loops`; ``Generation.stop`` is then "repetition"); ``top_logprobs=k`` keeps the k most likely tokens per position;
         ``on_text(sample_index, text_so_far)`` is called after each token that did *not* end the
         sequence (so a streamer never sees text past a stop or a step end; it still holds back what a
         later token could cut, see `rag.streaming.StepStream`).
@@ -193,7 +195,7 @@ class HFLanguageModel:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         decoding = _Decoding(temperature, top_p, max_new_tokens, [s for s in (stop or []) if s], seed, top_logprobs,
-                             on_text, step_end, _processors(repetition_penalty, no_repeat_ngram_size))
+                             on_text, step_end, _processors(repetition_penalty, no_repeat_ngram_size), stop_loops)
         with self._lock:
             return [self._generate_one(p, n, decoding) for p in prompts]
 
@@ -248,6 +250,8 @@ class HFLanguageModel:
                                             top.values[row].tolist())))
                 text = self.tokenizer.decode(seqs[i], skip_special_tokens=True)
                 ended[i] = _ending(text, d.stop, d.step_end)
+                if ended[i] is None and d.stop_loops and loops(seqs[i]):
+                    ended[i] = (len(text), REPETITION)
                 if ended[i] is not None:
                     done[i] = True
                 elif d.on_text is not None:
@@ -324,6 +328,7 @@ class _Decoding:
     on_text: Callable[[int, str], None] | None
     step_end: StepEnd | None
     processors: object | None  # a transformers LogitsProcessorList, None when no repetition control is on
+    stop_loops: bool = False
 
 
 def _processors(repetition_penalty: float, no_repeat_ngram_size: int):

@@ -23,13 +23,11 @@ from rag.errors import UsageError
 from rag.lm import Generation, LanguageModel, Prompt
 from rag.prompts import PromptTemplates
 from rag.query import form_query
-from rag.steps import SentenceEnd, StepEnd, repeating_from, truncate
+from rag.steps import REPETITION, SentenceEnd, StepEnd, loop_end, truncate
 from rag.streaming import AnswerText, StepStream, accepts, can_stream
 from rag.trace import Answer, Costs, StepTrace
 from retrievers.base import Passage, Retriever, check_k
 from triggers.base import Signal, StepState, Trigger
-
-REPETITION = "repetition"  # `Generation.stop` of a step cut where it began to loop
 
 # Defaults of the repetition controls for the default model (SmolLM2-135M-Instruct), measured: see README
 # "Repetition". 1.0 / 0 switch them off.
@@ -93,6 +91,8 @@ class AdaptiveRAG:
         cfg, opts = self.config, {}
         if self.step_end is not None and self._native_step_end:
             opts["step_end"] = self.step_end
+        if accepts(self.lm.generate, "stop_loops"):
+            opts["stop_loops"] = True
         for name in ("repetition_penalty", "no_repeat_ngram_size"):
             value, off = getattr(cfg, name), (1.0 if name == "repetition_penalty" else 0)
             if value != off:
@@ -123,13 +123,13 @@ class AdaptiveRAG:
         return [self._cut(g) for g in gens]
 
     def _cut(self, g: Generation) -> Generation:
-        """End a step the model did not end itself (no ``step_end`` support), and cut a degenerate loop."""
+        """End a step where the model could not end it itself (no ``step_end`` / ``stop_loops`` support)."""
         detok = getattr(self.lm, "detokenize", None) or "".join
         if self.step_end is not None and not self._native_step_end and not g.finished and g.stop is None:
             end = self.step_end.end(g.text)
             if end is not None:
                 g = truncate(g, end, detok)
-        loop_at = repeating_from(g.token_ids)
+        loop_at = loop_end(g.token_ids) if "stop_loops" not in self._options and g.stop is None else None
         if loop_at is not None:
             g = truncate(g, len(detok(g.tokens[:loop_at])), detok, stop=REPETITION)
         return g

@@ -113,17 +113,24 @@ def truncate(g: Generation, cut: int, detokenize: Callable[[Sequence[str]], str]
                       top_logprobs=g.top_logprobs[:keep])
 
 
-def repeating_from(token_ids: Sequence[int], repeats: int = 3, max_period: int = 12) -> int | None:
-    """Where a degenerate loop starts: the first token after one full copy of a block of at most
-    ``max_period`` tokens that the generation's tail repeats ``repeats`` times or more; None if no loop."""
+REPETITION = "repetition"  # `Generation.stop` of a sequence ended because it fell into a loop
+
+
+def loops(token_ids: Sequence[int], max_period: int = 12, min_repeats: int = 3, min_tokens: int = 8) -> bool:
+    """Whether the sequence ends in a degenerate loop: one block of at most ``max_period`` tokens
+    repeated at least ``min_repeats`` times and over at least ``min_tokens`` tokens ("very very" is fine,
+    "the City of the City of the City of" is not)."""
     n = len(token_ids)
     for period in range(1, max_period + 1):
+        repeats = max(min_repeats, -(-min_tokens // period))
         if n < period * repeats:
-            break
-        tail = list(token_ids[n - period:])
-        start = n - period
-        while start >= period and list(token_ids[start - period:start]) == tail:
-            start -= period
-        if (n - start) // period >= repeats:
-            return start + period
-    return None
+            continue
+        block = list(token_ids[n - period:])
+        if all(list(token_ids[n - (k + 1) * period:n - k * period]) == block for k in range(1, repeats)):
+            return True
+    return False
+
+
+def loop_end(token_ids: Sequence[int]) -> int | None:
+    """The length of the shortest prefix that ends in a loop (where a model checking per token stops)."""
+    return next((j for j in range(1, len(token_ids) + 1) if loops(token_ids[:j])), None)

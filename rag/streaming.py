@@ -16,7 +16,7 @@ Sink = Callable[[str], None]
 
 
 def accepts(fn: Callable, name: str) -> bool:
-    """Whether ``fn`` takes a keyword argument ``name`` (optional LM features: ``on_token``, ``top_logprobs``)."""
+    """Whether ``fn`` takes a keyword argument ``name`` (optional LM features: ``on_text``, ``step_end``, ``top_logprobs``)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):

@@ -152,6 +152,7 @@ def _post(server, body, key=KEY, raw_body: bytes | None = None):
     ("empty_messages", 400, "messages"), ("wrong_role", 400, "messages[0].role"), ("too_many", 400, "messages"),
     ("too_large", 413, None), ("bad_key", 401, None), ("no_key", 401, None), ("unknown_model", 404, "model"),
     ("n_adaptive", 400, "n"), ("bad_temperature", 400, "temperature"), ("last_not_user", 400, "messages"),
+    ("frequency_penalty", 400, "frequency_penalty"), ("bad_ngram", 400, "no_repeat_ngram_size"),
 ])
 def test_bad_requests_get_openai_style_4xx(server, case, status, param):
     ok = [{"role": "user", "content": "hi"}]
@@ -180,6 +181,10 @@ def test_bad_requests_get_openai_style_4xx(server, case, status, param):
         kw["body"] = {"model": "default", "messages": ok, "n": 2}
     elif case == "bad_temperature":
         kw["body"] = {"model": "default", "messages": ok, "temperature": "hot"}
+    elif case == "frequency_penalty":  # additive OpenAI penalties have no transformers processor
+        kw["body"] = {"model": "default", "messages": ok, "frequency_penalty": 0.5}
+    elif case == "bad_ngram":
+        kw["body"] = {"model": "default", "messages": ok, "no_repeat_ngram_size": -1}
     elif case == "last_not_user":
         kw["body"] = {"model": "default", "messages": ok + [{"role": "assistant", "content": "hello"}]}
     r = _post(server, **kw)

@@ -9,7 +9,7 @@ import pytest
 from rag.lm import Generation, Prompt
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.prompts import PromptTemplates
-from rag.steps import SentenceEnd, held_by_stops, repeating_from
+from rag.steps import SentenceEnd, held_by_stops, loop_end, loops
 from rag.streaming import StepStream
 from rag.tokens import TokenBytes
 from retrievers import build_retriever
@@ -78,10 +78,11 @@ def _decodes(raw: bytes) -> bool:
         return False
 
 
-def test_repeating_from_finds_a_degenerate_loop():
-    assert repeating_from([1, 2, 3, 4, 5]) is None
-    assert repeating_from([9, 7, 8, 7, 8, 7, 8, 7]) == 4  # "8 7" repeats from index 2: keep one copy of it
-    assert repeating_from([5, 5, 5]) == 1
+def test_a_degenerate_loop_is_found_where_it_becomes_one():
+    assert not loops([1, 2, 3, 4, 5]) and not loops([7, 7, 7])  # "very very very" is not a loop yet
+    assert loops([9, 7, 8, 7, 8, 7, 8, 7, 8])  # "7 8" four times (8 tokens)
+    assert loop_end([9, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]) == 10  # "1 2 3" a third time
+    assert loop_end([1, 2, 3]) is None
 
 
 # -- real default model ---------------------------------------------------------------------------
