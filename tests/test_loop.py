@@ -135,7 +135,7 @@ def test_repetition_controls_change_choices_not_recorded_statistics(tiny_lm):
 
 def test_a_step_that_loops_ends_the_answer(tiny_lm):
     with logits_hook(tiny_lm, _echo):
-        a = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(max_steps=4, step_tokens=24)).answer("Where is Paris?")
+        a = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(max_steps=4, step_tokens=24, no_repeat_ngram_size=0)).answer("Where is Paris?")
     assert a.stop_reason == "repetition" and len(a.steps) == 1
     assert len(a.steps[0].generation.token_ids) < 24 and a.costs.lm_calls == 1
 

@@ -90,7 +90,7 @@ def add_loop_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--repetition-penalty", type=finite_float, default=None, metavar="X",
                    help="divide the scores of tokens the answer already holds by X (1.0 = off; default: [loop] in the config, else 1.0)")
     g.add_argument("--no-repeat-ngram-size", type=int, default=None, metavar="N",
-                   help="never repeat an N-gram of the answer (0 = off; default: [loop] in the config, else 0)")
+                   help="never repeat an N-gram of the answer (0 = off; default: [loop] in the config, else 3)")
 
 
 def loop_options(args: argparse.Namespace) -> dict:
