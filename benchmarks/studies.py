@@ -44,7 +44,7 @@ def _closed_prompt(question: str) -> Prompt:
 
 
 def _greedy(lm: Any, prompt: Any, tokens: int = ANSWER_TOKENS):
-    return lm.generate([prompt], max_new_tokens=tokens, stop=stop)[0][0]
+    return lm.generate([prompt], max_new_tokens=tokens, step_end=SentenceEnd())[0][0]
 
 
 def _token_stats(lm: Any, prompt: Any, text: str) -> tuple[float, float] | None:
