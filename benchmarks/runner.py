@@ -4,8 +4,8 @@ For single-step answers (``max_steps=1``, the default for short-answer sets) a p
 one yes/no away from two cached generations, so per question the runner computes, exactly as
 `AdaptiveRAG` with ``LoopConfig(max_steps=1)`` would:
 
-1. the closed-book draft (``AdaptiveRAG._draft``, greedy, token statistics kept);
-2. every requested trigger's signal on the *same* step state (``AdaptiveRAG._state``), so N
+1. the closed-book draft (``AdaptiveRAG.step_prompt`` + ``draft``, greedy, token statistics kept);
+2. every requested trigger's signal on the *same* step state (``AdaptiveRAG.step_state``), so N
    samples drawn for one trigger are reused by the next;
 3. the retrieval-augmented answer: FLARE masked query (`rag.query.form_query`) → top-k →
    regenerate the step with the passages;
@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from benchmarks.costs import LedgerState, Meter, add, zero
 from benchmarks.datasets import QAExample
 from corpora.atomic import write_json_atomic
-from rag.loop import AdaptiveRAG, LoopConfig, step_text
+from rag.loop import AdaptiveRAG, LoopConfig
 from rag.query import form_query
 from retrievers.base import Passage, Retriever
 from triggers import Never, TokenConfidence
@@ -105,14 +105,15 @@ class QuestionRunner:
     def __init__(self, lm: Any, retriever: Retriever, triggers: dict[str, Trigger], config: LoopConfig) -> None:
         self.lm, self.retriever, self.triggers, self.config = lm, retriever, triggers, config
         self.meter = Meter(lm)
-        self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for _draft/_state only
+        self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for its per-step API only
 
     # -- cached pieces of one question -------------------------------------------------------------
     def _draft(self, question: str, context: list[Passage], cache: dict):
         key = tuple(p.id for p in context)
         if key not in cache:
             with self.meter.measure() as cost:
-                g, prompt = self.loop._draft(question, context, "")
+                prompt = self.loop.step_prompt(question, context)
+                g = self.loop.draft([prompt])[0]
             cache[key] = (g, prompt, cost)
         return cache[key]
 
@@ -130,7 +131,7 @@ class QuestionRunner:
         final, d_cost = draft, zero()
         if passages:
             final, _, d_cost = self._draft(question, passages, drafts)
-        return {"query": query, "passage_ids": [p.id for p in passages], "text": step_text(final).strip(),
+        return {"query": query, "passage_ids": [p.id for p in passages], "text": final.text.strip(),
                 "costs": add(r_cost, d_cost)}
 
     def _score(self, trigger: Trigger, state: LedgerState) -> dict[str, Any]:
@@ -141,7 +142,7 @@ class QuestionRunner:
         return signal_dict(sig, state.charge(set(state.draws) - before, measured))
 
     def _pre_branch(self, question: str, trigger: Trigger, drafts: dict, retrievals: dict) -> dict[str, Any] | None:
-        pre_state = LedgerState.of(self.loop._state(question, "", None, -1, self.loop.templates.build(question)), self.meter)
+        pre_state = LedgerState.of(self.loop.step_state(question, "", None, -1, self.loop.templates.build(question)), self.meter)
         with self.meter.measure() as cost:
             pre = trigger.check_question(pre_state)
         if pre is None:
@@ -150,8 +151,8 @@ class QuestionRunner:
         if pre.fired:
             passages, r_cost = self._retrieve(question, retrievals)
             g, prompt, d_cost = self._draft(question, passages, drafts)
-            state = LedgerState.of(self.loop._state(question, "", g, 0, prompt), self.meter)
-            entry["draft"] = {"text": step_text(g).strip(), "passage_ids": [p.id for p in passages],
+            state = LedgerState.of(self.loop.step_state(question, "", g, 0, prompt), self.meter)
+            entry["draft"] = {"text": g.text.strip(), "passage_ids": [p.id for p in passages],
                               "costs": add(r_cost, d_cost)}
             entry["step"] = self._score(trigger, state)
             entry["rag"] = self._rag(question, g, drafts, retrievals)
@@ -168,8 +169,8 @@ class QuestionRunner:
         else:
             pre = {name: e for name, t in self.triggers.items() if (e := self._pre_branch(q, t, drafts, retrievals))}
             g, prompt, cost = self._draft(q, [], drafts)
-            record["closed_book"] = {"text": step_text(g).strip(), "tokens": len(g.token_ids), "costs": cost}
-            state = LedgerState.of(self.loop._state(q, "", g, 0, prompt), self.meter)
+            record["closed_book"] = {"text": g.text.strip(), "tokens": len(g.token_ids), "costs": cost}
+            state = LedgerState.of(self.loop.step_state(q, "", g, 0, prompt), self.meter)
             record["signals"] = {name: self._score(t, state) for name, t in self.triggers.items()}
             record["extra_signals"] = {f"token-confidence:{a}": _json_float(TokenConfidence(a).score(state).score)
                                        for a in FREE_AGGREGATIONS}

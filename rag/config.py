@@ -6,6 +6,10 @@ A TOML file: `--config FILE`, else `$ARAG_CONFIG`, else `./arag.toml` when prese
     threshold = 0.35
     aggregation = "min_prob"
 
+    [loop]
+    repetition_penalty = 1.2
+    no_repeat_ngram_size = 0
+
 Command-line flags win over the file; the file wins over built-in defaults.
 """
 from __future__ import annotations
@@ -60,8 +64,10 @@ def write_trigger_settings(path: Path, trigger: str, settings: dict[str, Any]) -
     for key, value in config.items():
         if not isinstance(value, dict):
             lines.append(f"{key} = {_toml_value(value)}")
-    for name, table in config.get("triggers", {}).items():
-        lines.append(f"\n[triggers.{name}]")
+    tables = [(key, value) for key, value in config.items() if isinstance(value, dict) and key != "triggers"]
+    tables += [(f"triggers.{name}", table) for name, table in config.get("triggers", {}).items()]
+    for name, table in tables:  # e.g. [loop] survives a threshold update
+        lines.append(f"\n[{name}]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".arag-", suffix=".toml")

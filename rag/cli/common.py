@@ -93,6 +93,28 @@ def add_loop_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")
     g.add_argument("--max-retrievals", type=int, default=3, help="retrieval budget per answer (default: 3)")
     g.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
+    g = p.add_argument_group("repetition (transformers' logits processors; also [loop] in --config)")
+    g.add_argument("--repetition-penalty", type=finite_float, default=None, metavar="X",
+                   help="divide the scores of tokens the answer already holds by X (1.0 = off; default: [loop] in the config, else 1.0)")
+    g.add_argument("--no-repeat-ngram-size", type=int, default=None, metavar="N",
+                   help="never repeat an N-gram of the answer (0 = off; default: [loop] in the config, else 3)")
+
+
+def loop_options(args: argparse.Namespace) -> dict:
+    """The loop's repetition controls: flags, else the config file's ``[loop]`` table (else LoopConfig's defaults)."""
+    from rag.config import ConfigError, load_config
+
+    table = load_config(getattr(args, "config", None)).get("loop", {})
+    out = {}
+    for name, kind in (("repetition_penalty", float), ("no_repeat_ngram_size", int)):
+        value = getattr(args, name, None)
+        if value is None and name in table:
+            value = table[name]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or (kind is int and not float(value).is_integer()):
+                raise ConfigError(f"[loop] {name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if value is not None:
+            out[name] = kind(value)
+    return out
 
 
 def trigger_options(args: argparse.Namespace) -> dict:
