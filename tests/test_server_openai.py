@@ -196,9 +196,10 @@ def test_max_tokens_cap_is_the_servers(client, server, default_lm, demo_docs):
 def test_prompt_longer_than_the_context_is_refused(client):
     question = "why " * 12_000 + "?"  # about 12,000 tokens: over SmolLM2's 8,192
     t0 = time.perf_counter()
-    err = bad_request(client.chat.completions.create, model="default",
-                      messages=[{"role": "user", "content": question}])
-    assert err["code"] == "context_length_exceeded" and err["param"] == "messages"
+    for stream in (False, True):  # streamed too: refused before the reply starts
+        err = bad_request(client.chat.completions.create, model="default", stream=stream,
+                          messages=[{"role": "user", "content": question}])
+        assert err["code"] == "context_length_exceeded" and err["param"] == "messages"
     err = bad_request(client.completions.create, model="default", prompt=question,
                       extra_body={"arag": {"retrieval": False}})
     assert err["code"] == "context_length_exceeded" and err["param"] == "prompt"

@@ -77,13 +77,12 @@ def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | 
                 return Response(status_code=499)  # nginx's "client closed request": no one receives it
 
     async def answer(request: Request, req: Sampling, jobs: list[Job], shape: Shape) -> Response:
-        """Stream or answer ``jobs``: the model and a per-request trigger are checked first, so that a
-        mistake in them is a 4xx reply, never an error event after a 200."""
+        """Stream or answer ``jobs``: the model, a per-request trigger and the prompts' length are
+        checked first, so that a mistake in them is a 4xx reply, never an error event after a 200."""
         check_model(req.model)
-        if req.arag.trigger is not None:
-            built = await on_worker(request, lambda gone: service.trigger(req.arag.trigger))
-            if isinstance(built, Response):
-                return built
+        left = await on_worker(request, lambda gone: service.prepare(jobs))  # None, or the reply to a client that left
+        if left is not None:
+            return left
         if req.stream:
             events = stream(service.executor, lambda on_piece, gone: service.run_all(jobs, on_piece, gone), shape,
                             len(jobs) * req.n, req.stream_options.include_usage)

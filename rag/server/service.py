@@ -20,6 +20,7 @@ from rag.errors import USER_ERRORS
 from rag.lm import Prompt
 from rag.loop import AdaptiveRAG
 from rag.pipeline import Pipeline
+from rag.prompts import PromptTemplates
 from rag.server.errors import APIError
 from rag.server.requests import Job
 from rag.server.responses import Choice, Result, TokenText, answer_trace
@@ -104,15 +105,29 @@ class ChatService:
                 raise APIError(400, f"arag.trigger: {exc}", "arag.trigger") from None
         return self._triggers[name]
 
-    def _check_context(self, prompt: Prompt, param: str) -> None:
-        """Refuse a prompt longer than the model's context before decoding it (minutes for 1 MB)."""
+    def prepare(self, jobs: list[Job]) -> None:
+        """What can fail before any text is produced, checked before a reply starts (a 4xx, never an
+        error event after a 200): the per-request trigger, and a prompt longer than the model's
+        context (refused before decoding: past it a model answers nonsense, and 1 MB decodes for minutes)."""
         lm, limit = self.pipeline.lm, context_length(self.pipeline.lm)
-        if limit is None or not hasattr(lm, "encode") or not hasattr(lm, "render"):
-            return
-        n = len(lm.encode(lm.render(prompt)))
-        if n >= limit:
-            raise APIError(400, f"the prompt is {n} tokens; this model's context is {limit} tokens", param,
-                           "context_length_exceeded")
+        for job in jobs:
+            self.trigger(job.trigger)
+            if limit is None or not hasattr(lm, "encode") or not hasattr(lm, "render"):
+                continue
+            n = len(lm.encode(lm.render(self._first_prompt(job))))
+            if n >= limit:
+                raise APIError(400, f"the prompt is {n} tokens; this model's context is {limit} tokens", job.source,
+                               "context_length_exceeded")
+
+    @staticmethod
+    def _first_prompt(job: Job) -> Prompt:
+        """The prompt of the job's first model call (the loop's first draft, or the raw completion)."""
+        if job.retrieval:
+            turn = conversation_turn(job.messages)
+            return Prompt(messages=tuple(turn.history) + PromptTemplates().build(turn.question).messages)
+        if job.continue_final:
+            return Prompt(messages=tuple(job.messages[:-1]), prefix=job.messages[-1][1])
+        return Prompt(messages=tuple(job.messages))
 
     def run_adaptive(self, job: Job, lm, on_text: Callable[[str], None] | None = None) -> Result:
         turn = conversation_turn(job.messages)
@@ -122,8 +137,6 @@ class ChatService:
                          answer_stops=tuple(job.stop), temperature=job.temperature, top_p=job.top_p,
                          **job.repetition)
         loop = AdaptiveRAG(lm, p.retriever, self.trigger(job.trigger), config=config)
-        first = loop.templates.build(turn.question)
-        self._check_context(Prompt(messages=tuple(turn.history) + first.messages), job.source)
         answer = loop.answer(turn.question, history=turn.history, retrieval_query=turn.retrieval_query, on_text=on_text)
         trace = answer_trace(answer)
         trace["retrieval_query"] = turn.retrieval_query
@@ -134,12 +147,7 @@ class ChatService:
                       returned, trace)
 
     def run_raw(self, job: Job, lm, on_piece: OnPiece | None = None) -> Result:
-        msgs = job.messages
-        prefix = ""
-        if job.continue_final:
-            prefix, msgs = msgs[-1][1], msgs[:-1]
-        prompt = Prompt(messages=tuple(msgs), prefix=prefix)
-        self._check_context(prompt, job.source)
+        prompt = self._first_prompt(job)
         extra: dict[str, Any] = {}
         if job.logprobs and job.top_logprobs and accepts(lm.generate, "top_logprobs"):
             extra["top_logprobs"] = job.top_logprobs
