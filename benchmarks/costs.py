@@ -65,7 +65,7 @@ class LedgerState(StepState):
 
     @classmethod
     def of(cls, state: StepState, meter: Meter, searches: dict | None = None) -> "LedgerState":
-        """Copy a state built by the loop (``AdaptiveRAG._state``), so the benchmark's triggers see
+        """Copy a state built by the loop (``AdaptiveRAG.step_state``), so the benchmark's triggers see
         exactly what the loop's would."""
         return cls(**{f.name: getattr(state, f.name) for f in fields(StepState) if f.init and not f.name.startswith("_")},
                    meter=meter, searches=searches)

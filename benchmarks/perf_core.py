@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         loop.answer(q)
         answer_s.append(time.perf_counter() - t)
-        draft, prompt = loop._draft(q, [], "")
+        prompt = loop.step_prompt(q)
+        draft = loop.draft([prompt])[0]
         state = StepState(question=q, draft=draft, prompt=prompt, sampler=lm)
         t = time.perf_counter()
         for _ in range(100):

@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag.hf_model import HFLanguageModel  # noqa: E402
-from rag.loop import SENTENCE_STOPS, LoopConfig  # noqa: E402
+from rag.loop import LoopConfig  # noqa: E402
+from rag.steps import SentenceEnd  # noqa: E402
 from rag.prompts import PromptTemplates  # noqa: E402
 from triggers.base import StepState  # noqa: E402
 from triggers.equivalence import DEFAULT_JUDGE  # noqa: E402
@@ -59,10 +60,10 @@ def main() -> None:
     def decide(q: str) -> dict:
         prompt = templates.build(q)
         t0 = time.perf_counter()
-        draft = lm.generate([prompt], max_new_tokens=budget, stop=SENTENCE_STOPS)[0][0]
+        draft = lm.generate([prompt], max_new_tokens=budget, step_end=SentenceEnd())[0][0]
         greedy = time.perf_counter() - t0
         state = StepState(question=q, draft=draft, sampler=lm, prompt=prompt, max_new_tokens=budget,
-                          stop=SENTENCE_STOPS, seed=0)
+                          step_end=SentenceEnd(), seed=0)
         calls = lm.usage.calls
         t0 = time.perf_counter()  # the samples first (memoised on the step), to time the two parts apart
         state.samples(trigger.samples, trigger.temperature, trigger.top_p, trigger.sample_budget(state))
@@ -75,7 +76,7 @@ def main() -> None:
             t0 = time.perf_counter()
             for i in range(args.samples):
                 lm.generate([prompt], n=1, temperature=trigger.temperature, max_new_tokens=row["sample_tokens"],
-                            stop=SENTENCE_STOPS, seed=i)
+                            step_end=SentenceEnd(), seed=i)
             row["sequential_s"] = time.perf_counter() - t0
         return row
 

@@ -4,8 +4,8 @@ For single-step answers (``max_steps=1``, the default for short-answer sets) a p
 one yes/no away from two cached generations, so per question the runner computes, exactly as
 `AdaptiveRAG` with ``LoopConfig(max_steps=1)`` would:
 
-1. the closed-book draft (``AdaptiveRAG._draft``, greedy, token statistics kept);
-2. every requested trigger's signal on the *same* step state (``AdaptiveRAG._state``), so N
+1. the closed-book draft (``AdaptiveRAG.step_prompt`` + ``draft``, greedy, token statistics kept);
+2. every requested trigger's signal on the *same* step state (``AdaptiveRAG.step_state``), so N
    samples drawn for one trigger are reused by the next;
 3. the retrieval-augmented answer: FLARE masked query (`rag.query.form_query`) → top-k →
    regenerate the step with the passages;
@@ -35,7 +35,7 @@ from benchmarks.datasets import QAExample
 from corpora.atomic import write_json_atomic
 from corpora.jsonfloat import json_float, json_text
 from rag.lm import ModelError
-from rag.loop import AdaptiveRAG, LoopConfig, step_text
+from rag.loop import AdaptiveRAG, LoopConfig
 from rag.query import form_query
 from retrievers.base import Passage, Retriever
 from triggers import Never, TokenConfidence
@@ -116,14 +116,15 @@ class QuestionRunner:
     def __init__(self, lm: Any, retriever: Retriever, triggers: dict[str, Trigger], config: LoopConfig) -> None:
         self.lm, self.retriever, self.triggers, self.config = lm, retriever, triggers, config
         self.meter = Meter(lm)
-        self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for _draft/_state only
+        self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for its per-step API only
 
     # -- cached pieces of one question -------------------------------------------------------------
     def _draft(self, question: str, context: list[Passage], cache: dict):
         key = tuple(p.id for p in context)
         if key not in cache:
             with self.meter.measure() as cost:
-                g, prompt = self.loop._draft(question, context, "")
+                prompt = self.loop.step_prompt(question, context)
+                g = self.loop.draft([prompt])[0]
             cache[key] = (g, prompt, cost)
         return cache[key]
 
@@ -140,7 +141,7 @@ class QuestionRunner:
     def _state(self, question: str, draft, prompt, retrievals: dict) -> LedgerState:
         """The loop's step state for ``draft``; a search a trigger makes on it is shared with the RAG branch."""
         query = self._query(question, draft) if draft is not None else question
-        return LedgerState.of(self.loop._state(question, "", draft, -1 if draft is None else 0, prompt, query),
+        return LedgerState.of(self.loop.step_state(question, "", draft, -1 if draft is None else 0, prompt, query),
                               self.meter, retrievals)
 
     def _rag(self, question: str, draft, drafts: dict, retrievals: dict) -> dict[str, Any]:
@@ -151,7 +152,7 @@ class QuestionRunner:
         final, d_cost = draft, zero()
         if passages:
             final, _, d_cost = self._draft(question, passages, drafts)
-        return {"query": query, "passage_ids": [p.id for p in passages], "text": step_text(final).strip(),
+        return {"query": query, "passage_ids": [p.id for p in passages], "text": final.text.strip(),
                 "costs": add(r_cost, d_cost), "retrieval_costs": r_cost}
 
     def _score(self, trigger: Trigger, state: LedgerState) -> dict[str, Any]:
@@ -177,7 +178,7 @@ class QuestionRunner:
             passages, r_cost = self._retrieve(question, retrievals)
             g, prompt, d_cost = self._draft(question, passages, drafts)
             state = self._state(question, g, prompt, retrievals)
-            entry["draft"] = {"text": step_text(g).strip(), "passage_ids": [p.id for p in passages],
+            entry["draft"] = {"text": g.text.strip(), "passage_ids": [p.id for p in passages],
                               "costs": add(r_cost, d_cost)}
             entry["step"] = self._score(trigger, state)
             entry["rag"] = self._rag(question, g, drafts, retrievals)
@@ -194,7 +195,7 @@ class QuestionRunner:
         else:
             pre = {name: e for name, t in self.triggers.items() if (e := self._pre_branch(q, t, drafts, retrievals))}
             g, prompt, cost = self._draft(q, [], drafts)
-            record["closed_book"] = {"text": step_text(g).strip(), "tokens": len(g.token_ids), "costs": cost}
+            record["closed_book"] = {"text": g.text.strip(), "tokens": len(g.token_ids), "costs": cost}
             state = self._state(q, g, prompt, retrievals)
             record["signals"] = {name: self._score(t, state) for name, t in self.triggers.items()}
             record["extra_signals"] = {f"token-confidence:{a}": json_float(TokenConfidence(a).score(state).score)

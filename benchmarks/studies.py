@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 from benchmarks.datasets import QAExample
 from benchmarks.metrics import contains, normalize_answer, roc_auc, token_f1
 from rag.lm import Prompt
-from rag.loop import SENTENCE_STOPS
+from rag.steps import SentenceEnd
 from rag.prompts import PromptTemplates
 
 ANSWER_TOKENS = 32
@@ -43,8 +43,8 @@ def _closed_prompt(question: str) -> Prompt:
     return PromptTemplates().build(question)
 
 
-def _greedy(lm: Any, prompt: Any, tokens: int = ANSWER_TOKENS, stop=SENTENCE_STOPS):
-    return lm.generate([prompt], max_new_tokens=tokens, stop=stop)[0][0]
+def _greedy(lm: Any, prompt: Any, tokens: int = ANSWER_TOKENS):
+    return lm.generate([prompt], max_new_tokens=tokens, step_end=SentenceEnd())[0][0]
 
 
 def _token_stats(lm: Any, prompt: Any, text: str) -> tuple[float, float] | None:
@@ -149,7 +149,7 @@ def confidence_ranked(lm: Any, examples: Sequence[QAExample], samples: int = 10,
         prompt = _closed_prompt(ex.question)
         greedy = _greedy(lm, prompt).text.strip()
         drawn = [s for s in lm.generate([prompt], n=samples, temperature=temperature, max_new_tokens=ANSWER_TOKENS,
-                                        stop=SENTENCE_STOPS, seed=seed)[0] if s.text.strip() and s.logprobs]
+                                        step_end=SentenceEnd(), seed=seed)[0] if s.text.strip() and s.logprobs]
         if not drawn:
             continue
         best = max(drawn, key=lambda s: s.mean_logprob)

@@ -6,6 +6,10 @@ A TOML file: `--config FILE`, else `$ARAG_CONFIG`, else `./arag.toml` when prese
     threshold = 0.35
     aggregation = "min_prob"
 
+    [loop]
+    repetition_penalty = 1.2
+    no_repeat_ngram_size = 0
+
 Command-line flags win over the file; the file wins over built-in defaults. The file is checked
 when it is read: a misspelt key, an unknown trigger table or a value of the wrong type is one line
 naming the file and the key, never silently ignored (a typo'd ``threshhold`` would otherwise leave
@@ -39,7 +43,9 @@ TRIGGER_KEYS: dict[str, dict[str, str]] = {
     "always": {},
     "never": {},
 }
-TOP_LEVEL_KEYS = ("triggers",)
+# The loop's settings a config file may hold (flags win over them; see rag.cli.common.loop_options).
+LOOP_KEYS: dict[str, str] = {"repetition_penalty": _NUMBER, "no_repeat_ngram_size": _INT}
+TOP_LEVEL_KEYS = ("triggers", "loop")
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -87,6 +93,14 @@ def validate_config(data: dict[str, Any], path: Path) -> None:
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(f"{path}: unknown key {key!r} ({_suggest(key, TOP_LEVEL_KEYS)}known: {', '.join(TOP_LEVEL_KEYS)})")
+    loop = data.get("loop", {})
+    if not isinstance(loop, dict):
+        raise ConfigError(f"{path}: 'loop' must be a table ([loop] repetition_penalty = ...), got {type(loop).__name__}")
+    for key, value in loop.items():
+        if key not in LOOP_KEYS:
+            raise ConfigError(f"{path}: [loop] {key}: unknown key ({_suggest(key, LOOP_KEYS)}known: {', '.join(LOOP_KEYS)})")
+        if _type_error(value, LOOP_KEYS[key]):
+            raise ConfigError(f"{path}: [loop] {key} must be {LOOP_KEYS[key]}, got {value!r}")
     triggers = data.get("triggers", {})
     if not isinstance(triggers, dict):
         raise ConfigError(f"{path}: 'triggers' must be a table of per-trigger tables ([triggers.token-confidence] ...), "

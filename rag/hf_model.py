@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -20,6 +21,8 @@ from transformers.utils.hub import is_offline_mode  # HF_HUB_OFFLINE or TRANSFOR
 from corpora.cache import cache_dir
 from corpora.hub import is_hub_id
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
+from rag.steps import REPETITION, StepEnd, first_stop, loops, truncate
+from rag.tokens import TokenBytes
 
 
 def _gguf_cache_path(gguf: Path) -> Path:
@@ -120,6 +123,7 @@ class HFLanguageModel:
                 eos.add(int(tid))
         self.eos_ids = eos
         self.vocab_size = int(model.config.vocab_size)
+        self.token_bytes = TokenBytes(tokenizer)
 
     @classmethod
     def load(cls, model_id_or_path: str | os.PathLike | None = None) -> "HFLanguageModel":
@@ -177,23 +181,52 @@ class HFLanguageModel:
         stop: Sequence[str] | None = None,
         seed: int | None = None,
         top_logprobs: int = 0,
-        on_token: Callable[[int, int], None] | None = None,
+        on_text: Callable[[int, str], None] | None = None,
+        step_end: StepEnd | None = None,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        stop_loops: bool = False,
     ) -> list[list[Generation]]:
-        """``top_logprobs=k`` keeps the k most likely tokens per position (the OpenAI-compatible server
-        returns them); ``on_token(sample_index, token_id)`` is called as each token is produced, for
-        streaming (it sees tokens that a stop string later cuts off: the caller holds text back)."""
+        """Generate ``n`` sequences per prompt (one prefill, the KV cache shared by the samples).
+
+        ``stop``: strings that end a sequence (excluded from the text, as in OpenAI's API);
+        ``step_end``: ends a sequence where a step ends (`rag.steps.SentenceEnd`), the text after the
+        boundary dropped; ``stop_loops``: end a sequence that falls into a degenerate loop
+        (`rag.steps.loops`; ``Generation.stop`` is then "repetition"); ``top_logprobs=k`` keeps the k most likely tokens per position;
+        ``on_text(sample_index, text_so_far)`` is called after each token that did *not* end the
+        sequence (so a streamer never sees text past a stop or a step end; it still holds back what a
+        later token could cut, see `rag.streaming.StepStream`).
+
+        ``repetition_penalty`` / ``no_repeat_ngram_size`` apply transformers' logits processors over
+        the answer's own tokens (the prompt's assistant prefix plus this generation), never over the
+        prompt's passages, which the answer should be free to copy. They change which token is
+        chosen, not what is recorded: the log-probs and entropies are those of the model's own
+        untempered, unprocessed distribution, because triggers read them as the model's confidence and
+        a penalised token would otherwise look unsure for a decoding reason, not a knowledge one.
+
+        A sequence cut by the token budget never ends inside a UTF-8 character: tokens holding an
+        incomplete character are dropped (the next step generates them again).
+        """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        decoding = _Decoding(temperature, top_p, max_new_tokens, [s for s in (stop or []) if s], seed, top_logprobs,
+                             on_text, step_end, _processors(repetition_penalty, no_repeat_ngram_size), stop_loops)
         with self._lock:
-            return [self._generate_one(p, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, on_token)
-                    for p in prompts]
+            return [self._generate_one(p, n, decoding) for p in prompts]
 
-    def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs=0,
-                      on_token=None) -> list[Generation]:
+    def _generate_one(self, prompt: PromptLike, n: int, d: "_Decoding") -> list[Generation]:
+        if isinstance(prompt, str):
+            prompt = Prompt.user(prompt)
+        device = self.model.device
         ids = self.encode(self.render(prompt))
         self._check_context(len(ids))
-        gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % (2**63))
-        out = self.model(input_ids=torch.tensor([ids]), use_cache=True)  # one prefill for all n
+        gen = torch.Generator(device=device)
+        if d.seed is None:
+            gen.seed()  # a fresh random seed for this generator only; the global RNG is left alone
+        else:
+            gen.manual_seed(d.seed)
+        history = self.encode(prompt.prefix) if d.processors else []  # what repetition controls look at
+        out = self.model(input_ids=torch.tensor([ids], device=device), use_cache=True)  # one prefill for all n
         cache = out.cache
         logits = out.logits[:, -1, :].float()
         if n > 1:
@@ -205,17 +238,21 @@ class HFLanguageModel:
         tops: list[list[dict[str, float]]] = [[] for _ in range(n)]
         done = [False] * n
         finished = [False] * n
-        stop = [s for s in (stop or []) if s]
+        ended: list[tuple[int, str | None] | None] = [None] * n  # (cut, stop string) once a stop or step end is seen
         active = list(range(n))  # sequence index of each row still in the batch
-        for _ in range(max_new_tokens):
+        for _ in range(d.max_new_tokens):
             logp = torch.log_softmax(logits, dim=-1)
-            entropy = -(logp.exp() * logp).sum(-1)
-            if temperature <= 0:
-                nxt = logits.argmax(-1)
+            entropy = torch.special.entr(logp.exp()).sum(-1)  # 0·log 0 = 0: no NaN from -inf logits
+            chosen_from = logits
+            if d.processors:
+                past = torch.tensor([history + seqs[i] for i in active], dtype=torch.long, device=device)
+                chosen_from = d.processors(past, logits.clone())
+            if d.temperature <= 0:
+                nxt = chosen_from.argmax(-1)
             else:
-                nxt = _sample(logits / temperature, top_p, gen)
+                nxt = _sample(chosen_from / d.temperature, d.top_p, gen)
             chosen = logp.gather(1, nxt[:, None])[:, 0]
-            top = logp.topk(top_logprobs, dim=-1) if top_logprobs > 0 else None
+            top = logp.topk(d.top_logprobs, dim=-1) if d.top_logprobs > 0 else None
             for row, i in enumerate(active):
                 t = int(nxt[row])
                 if t in self.eos_ids:
@@ -227,45 +264,43 @@ class HFLanguageModel:
                 if top is not None:
                     tops[i].append(dict(zip(self.tokenizer.convert_ids_to_tokens(top.indices[row].tolist()),
                                             top.values[row].tolist())))
-                if on_token is not None:
-                    on_token(i, t)
-                if stop and any(s in self.tokenizer.decode(seqs[i][-8:], skip_special_tokens=True) for s in stop):
+                text = self.tokenizer.decode(seqs[i], skip_special_tokens=True)
+                ended[i] = _ending(text, d.stop, d.step_end)
+                if ended[i] is None and d.stop_loops and loops(seqs[i]):
+                    ended[i] = (len(text), REPETITION)
+                if ended[i] is not None:
                     done[i] = True
+                elif d.on_text is not None:
+                    d.on_text(i, text)
             keep = [row for row, i in enumerate(active) if not done[i]]
             if not keep:
                 break
             if len(keep) < len(active):  # finished rows leave the batch: samples of uneven length cost less
-                cache.batch_select_indices(torch.tensor(keep))
+                cache.batch_select_indices(torch.tensor(keep, device=device))
                 nxt = nxt[keep]
                 active = [active[row] for row in keep]
             out = self.model(input_ids=nxt[:, None], cache=cache, use_cache=True)
             cache = out.cache
             logits = out.logits[:, -1, :].float()
-        gens = [self._finish(seqs[i], lps[i], ents[i], finished[i], stop, len(ids), tops[i]) for i in range(n)]
+        gens = [self._finish(seqs[i], lps[i], ents[i], finished[i], ended[i], len(ids), tops[i]) for i in range(n)]
         self.usage.calls += 1
         self.usage.prompt_tokens += len(ids)
         self.usage.generated_tokens += sum(len(s) for s in seqs)
         return gens
 
-    def _finish(self, ids, lps, ents, finished, stop, prompt_len, tops=()) -> Generation:
-        """Cut at the first stop string (excluded, as in OpenAI's API) and keep the matching token stats."""
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        stop_hit = None
-        if stop:
-            hits = [(text.find(s), s) for s in stop if s in text]
-            if hits:
-                cut, stop_hit = min(hits)
-                text = text[:cut]
-                # keep the tokens whose decoded span starts before the cut, plus the token carrying
-                # sentence punctuation that the loop puts back (its statistics belong to the step)
-                limit = cut + (1 if stop_hit[0] in ".!?" else 0)
-                keep = 0
-                while keep < len(ids) and len(self.tokenizer.decode(ids[:keep], skip_special_tokens=True)) < limit:
-                    keep += 1
-                ids, lps, ents = ids[:keep], lps[:keep], ents[:keep]
-        return Generation(text=text, token_ids=list(ids), tokens=self.tokenizer.convert_ids_to_tokens(list(ids)),
-                          logprobs=lps, entropies=ents, finished=finished, prompt_tokens=prompt_len, stop=stop_hit,
-                          top_logprobs=list(tops[: len(ids)]))
+    def _finish(self, ids, lps, ents, finished, ended, prompt_len, tops=()) -> Generation:
+        """Cut at the stop string (excluded) or step end and keep the statistics of the tokens that
+        start before the cut; a sequence the budget cut keeps only whole UTF-8 characters."""
+        g = Generation(text=self.tokenizer.decode(ids, skip_special_tokens=True), token_ids=list(ids),
+                       tokens=self.tokenizer.convert_ids_to_tokens(list(ids)), logprobs=list(lps),
+                       entropies=list(ents), finished=finished, prompt_tokens=prompt_len, top_logprobs=list(tops))
+        if ended is not None:
+            return truncate(g, ended[0], self.detokenize, stop=ended[1])
+        if not finished:
+            keep = self.token_bytes.complete(g.tokens)
+            if keep < len(g.tokens):
+                return truncate(g, len(self.detokenize(g.tokens[:keep])), self.detokenize)
+        return g
 
     @torch.inference_mode()
     def score(self, prompt: PromptLike, continuation: str) -> Generation:
@@ -276,10 +311,10 @@ class HFLanguageModel:
             self._check_context(len(p_ids) + len(c_ids))
             if not c_ids:
                 return Generation(text=continuation, prompt_tokens=len(p_ids))
-            logits = self.model(input_ids=torch.tensor([p_ids + c_ids])).logits[0].float()
+            logits = self.model(input_ids=torch.tensor([p_ids + c_ids], device=self.model.device)).logits[0].float()
             logp = torch.log_softmax(logits[len(p_ids) - 1 : -1], dim=-1)
-            ent = -(logp.exp() * logp).sum(-1)
-            chosen = logp.gather(1, torch.tensor(c_ids)[:, None])[:, 0]
+            ent = torch.special.entr(logp.exp()).sum(-1)
+            chosen = logp.gather(1, torch.tensor(c_ids, device=logp.device)[:, None])[:, 0]
             self.usage.calls += 1
             self.usage.prompt_tokens += len(p_ids) + len(c_ids)
             return Generation(text=continuation, token_ids=c_ids, tokens=self.tokenizer.convert_ids_to_tokens(c_ids),
@@ -306,3 +341,40 @@ def _sample(logits: torch.Tensor, top_p: float, gen: torch.Generator) -> torch.T
         sorted_p[(cum - sorted_p) >= top_p] = 0.0  # always keeps the top token
         probs = torch.zeros_like(probs).scatter(1, idx, sorted_p)
     return torch.multinomial(probs, 1, generator=gen)[:, 0]
+
+
+@dataclass(frozen=True)
+class _Decoding:
+    """The settings of one `generate` call, shared by its prompts."""
+
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    stop: list[str]
+    seed: int | None
+    top_logprobs: int
+    on_text: Callable[[int, str], None] | None
+    step_end: StepEnd | None
+    processors: object | None  # a transformers LogitsProcessorList, None when no repetition control is on
+    stop_loops: bool = False
+
+
+def _processors(repetition_penalty: float, no_repeat_ngram_size: int):
+    """transformers' own repetition controls (None when both are off)."""
+    from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+    procs = LogitsProcessorList()
+    if repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
+    if no_repeat_ngram_size > 0:
+        procs.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
+    return procs or None
+
+
+def _ending(text: str, stop: Sequence[str], step_end: StepEnd | None) -> tuple[int, str | None] | None:
+    """Where the text so far ends: (cut, stop string) at the earliest stop string or step end."""
+    hit = first_stop(text, stop) if stop else None
+    cut = step_end.end(text) if step_end is not None else None
+    if cut is not None and (hit is None or cut < hit[0]):
+        return cut, None
+    return hit

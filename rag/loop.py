@@ -1,6 +1,6 @@
 """The step-wise adaptive retrieval loop (DESIGN.md "Data flow").
 
-    question ─► [check on the question alone] ─► for each step (a sentence):
+    question ─► [check on the question alone] ─► for each step (a sentence or a line, rag/steps.py):
         draft greedily (token log-probs and entropies kept) ─► trigger scores the draft
         ─► fired? no: accept the draft
                   yes: query = question + draft with unsure tokens masked (FLARE)
@@ -8,38 +8,48 @@
     ─► Answer(text, trace, costs)
 
 Passages retrieved for a step stay in the prompt for the following drafts (as in FLARE), so a
-later step is drafted with the evidence an earlier one needed.
+later step is drafted with the evidence an earlier one needed. An answer ends when the model ends
+it, at the step budget, or when a step only repeats itself (a degenerate loop, or a step that was
+already accepted), which would otherwise run to the budget.
 """
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from rag.errors import UsageError
 from rag.lm import Generation, LanguageModel, Prompt
 from rag.prompts import PromptTemplates
 from rag.query import form_query
-from rag.streaming import AnswerText, StepStream, StopHold, accepts, first_stop, token_decoder
+from rag.steps import REPETITION, SentenceEnd, StepEnd, loop_end, truncate
+from rag.streaming import AnswerText, StepStream, StopHold, accepts, can_stream, first_stop
 from rag.trace import Answer, Costs, StepTrace
 from retrievers.base import Passage, Retriever, check_k
 from triggers.base import Signal, StepState, Trigger
 
-# A step ends at a sentence boundary. The stop string is excluded from the text (OpenAI semantics)
-# and its punctuation put back; "\n" ends a step too (lists, paragraphs).
-SENTENCE_STOPS: tuple[str, ...] = (". ", "! ", "? ", "\n")
+# Defaults of the repetition controls, chosen on the default model (SmolLM2-135M-Instruct): with passages
+# in the prompt it looped ("Paris, the City of the City of …") without them; no_repeat_ngram_size=3 gave
+# the cleanest text, repetition_penalty=1.2 pushed it off the passages' facts. See README "How the loop
+# works". 1.0 / 0 switch them off.
+REPETITION_PENALTY = 1.0
+NO_REPEAT_NGRAM_SIZE = 3
 
 
 @dataclass
 class LoopConfig:
     k: int = 3  # passages per retrieval
-    max_steps: int = 6  # sentences per answer
+    max_steps: int = 6  # steps (sentences or lines) per answer
     max_retrievals: int = 3  # retrieval budget per answer (pre-generation check included)
     step_tokens: int = 48  # token budget of one step
     mask_below: float = 0.4  # FLARE: draft tokens below this probability are left out of the query
     seed: int | None = 0  # for triggers that sample, and for drafts when temperature > 0
-    stops: Sequence[str] = field(default_factory=lambda: SENTENCE_STOPS)
+    sentence_steps: bool = True  # a step ends at a sentence boundary or a line break (rag/steps.py)
+    stops: Sequence[str] = ()  # extra stop strings that end a step (excluded from the text)
     top_logprobs: int = 0  # > 0: keep the k most likely tokens per position (models that support it)
+    repetition_penalty: float = REPETITION_PENALTY  # transformers' RepetitionPenaltyLogitsProcessor; 1.0 = off
+    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE  # transformers' NoRepeatNGramLogitsProcessor; 0 = off
     # what a caller (an OpenAI request) asks of the returned answer: a token budget over all accepted
     # steps, stop strings that end the answer (excluded from it), and sampling for drafts and regenerations
     answer_tokens: int | None = None
@@ -52,18 +62,14 @@ class LoopConfig:
         for name in ("max_steps", "step_tokens"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.answer_tokens is not None and self.answer_tokens < 1:
-            raise UsageError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
         if self.max_retrievals < 0:
             raise UsageError(f"max_retrievals must be >= 0, got {self.max_retrievals}")
-
-
-def step_text(g: Generation, answer_stops: Sequence[str] = ()) -> str:
-    """The generated step with the sentence punctuation its stop string cut off put back (unless the
-    caller asked to stop there)."""
-    if g.stop and g.stop.strip() in (".", "!", "?") and g.stop not in answer_stops:
-        return g.text + g.stop.strip()
-    return g.text
+        if self.answer_tokens is not None and self.answer_tokens < 1:
+            raise UsageError(f"answer_tokens must be >= 1, got {self.answer_tokens}")
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise UsageError(f"repetition_penalty must be a positive number, got {self.repetition_penalty}")
+        if self.no_repeat_ngram_size < 0:
+            raise UsageError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
 
 
 def _token_table(g: Generation) -> list[dict]:
@@ -71,7 +77,12 @@ def _token_table(g: Generation) -> list[dict]:
 
 
 class AdaptiveRAG:
-    """Answer questions, retrieving only when the trigger says the model does not know."""
+    """Answer questions, retrieving only when the trigger says the model does not know.
+
+    The per-step API (`step_prompt`, `draft`, `step_state`) is what `answer` is made of and what the
+    benchmark runner calls directly; `draft` takes a list of prompts so that many questions' steps
+    can be decoded in one call.
+    """
 
     def __init__(self, lm: LanguageModel, retriever: Retriever | None, trigger: Trigger,
                  templates: PromptTemplates | None = None, config: LoopConfig | None = None) -> None:
@@ -80,36 +91,76 @@ class AdaptiveRAG:
         self.trigger = trigger
         self.templates = templates or PromptTemplates()
         self.config = config or LoopConfig()
+        self.step_end: StepEnd | None = SentenceEnd() if self.config.sentence_steps else None
+        # where the model ends steps itself; otherwise the step is cut after generation (HTTP backends)
+        self._native_step_end = accepts(lm.generate, "step_end")
+        self._options = self._generate_options()
 
-    # -- one step ------------------------------------------------------------------------
-    def _draft(self, question: str, context: list[Passage], accepted: str, history: Sequence[tuple[str, str]] = (),
-               stream: StepStream | None = None, budget: int | None = None,
-               index: int = 0) -> tuple[Generation, object]:
+    def _generate_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``lm.generate`` for a step, beyond the prompt and budget (drafts and samples)."""
+        cfg, opts = self.config, {}
+        if self.step_end is not None and self._native_step_end:
+            opts["step_end"] = self.step_end
+        if accepts(self.lm.generate, "stop_loops"):
+            opts["stop_loops"] = True
+        for name in ("repetition_penalty", "no_repeat_ngram_size"):
+            value, off = getattr(cfg, name), (1.0 if name == "repetition_penalty" else 0)
+            if value != off:
+                if not accepts(self.lm.generate, name):
+                    raise UsageError(f"{name} is not supported by the model {getattr(self.lm, 'name', '')!r}")
+                opts[name] = value
+        return opts
+
+    # -- one step (public: the benchmark runner and batched callers use these) -------------------
+    def step_prompt(self, question: str, context: Sequence[Passage] = (), accepted: str = "",
+                    history: Sequence[tuple[str, str]] = ()) -> Prompt:
+        """The prompt that drafts (or, with passages in ``context``, regenerates) the next step."""
         prompt = self.templates.build(question, context, prefix=accepted)
         if history:  # earlier turns of a conversation come before this question (rag/conversation.py)
             prompt = Prompt(messages=tuple(history) + prompt.messages, prefix=prompt.prefix)
-        extra: dict = {}
-        if self.config.top_logprobs > 0 and accepts(self.lm.generate, "top_logprobs"):
-            extra["top_logprobs"] = self.config.top_logprobs
-        if stream is not None:
-            extra["on_token"] = stream.on_token
+        return prompt
+
+    def draft(self, prompts: Sequence[Prompt], stream: StepStream | None = None,
+              budget: int | None = None) -> list[Generation]:
+        """Next steps for ``prompts`` (one `generate` call; greedy unless the config samples), each
+        ending at a step boundary, with token statistics; ``stream`` receives the first prompt's text
+        as it grows; ``budget`` caps the step's tokens below ``step_tokens`` (what is left of an answer's)."""
         cfg = self.config
-        if cfg.temperature > 0:  # greedy drafting needs no seed; sampled steps get one each, reproducibly
-            extra.update(temperature=cfg.temperature, top_p=cfg.top_p,
-                         seed=None if cfg.seed is None else (cfg.seed + index) % 2**63)
-        g = self.lm.generate([prompt], max_new_tokens=min(cfg.step_tokens, budget or cfg.step_tokens),
-                             stop=self._stops(), **extra)[0][0]
-        return g, prompt
+        extra: dict[str, Any] = dict(self._options)
+        if cfg.top_logprobs > 0 and accepts(self.lm.generate, "top_logprobs"):
+            extra["top_logprobs"] = cfg.top_logprobs
+        if stream is not None:
+            extra["on_text"] = stream.on_text
+        if cfg.temperature > 0:
+            extra.update(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
+        gens = [g[0] for g in self.lm.generate(list(prompts), max_new_tokens=min(cfg.step_tokens, budget or cfg.step_tokens),
+                                                stop=self._stops(), **extra)]
+        return [self._cut(g) for g in gens]
 
-    def _stops(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys([*self.config.stops, *(s for s in self.config.answer_stops if s)]))
+    def _stops(self) -> list[str] | None:
+        """Stop strings of a step: the config's and the caller's (which also end the answer)."""
+        return list(dict.fromkeys([*self.config.stops, *(s for s in self.config.answer_stops if s)])) or None
 
-    def _state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt,
-               query: str | None = None) -> StepState:
-        """``query``: what the loop retrieves with if this step fires (a trigger may search it first)."""
+    def _cut(self, g: Generation) -> Generation:
+        """End a step where the model could not end it itself (no ``step_end`` / ``stop_loops`` support)."""
+        detok = getattr(self.lm, "detokenize", None) or "".join
+        if self.step_end is not None and not self._native_step_end and not g.finished and g.stop is None:
+            end = self.step_end.end(g.text)
+            if end is not None:
+                g = truncate(g, end, detok)
+        loop_at = loop_end(g.token_ids) if "stop_loops" not in self._options and g.stop is None else None
+        if loop_at is not None:
+            g = truncate(g, len(detok(g.tokens[:loop_at])), detok, stop=REPETITION)
+        return g
+
+    def step_state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt: Prompt,
+                   query: str | None = None) -> StepState:
+        """What the trigger reads about a step (``draft`` None: the check on the question alone);
+        ``query``: what the loop retrieves with if this step fires (a trigger may search it first)."""
         return StepState(question=question, accepted=accepted, draft=draft, step_index=index, sampler=self.lm,
                          prompt=prompt, max_new_tokens=self.config.step_tokens, stop=self._stops(),
-                         seed=self.config.seed, retriever=self.retriever, query=query, k=self.config.k)
+                         seed=self.config.seed, options=dict(self._options), retriever=self.retriever,
+                         query=query, k=self.config.k)
 
     def _retrieve(self, query: str, costs: Costs) -> list[Passage]:
         if self.retriever is None:
@@ -132,7 +183,7 @@ class AdaptiveRAG:
         query); ``on_text``: called with accepted answer text as soon as it is final — never with a
         draft the trigger rejects — and the pieces add up to ``Answer.text``. A step regenerated with
         passages (or drafted when no retrieval is possible any more) streams token by token when the
-        model supports ``on_token``; a draft that the trigger accepts arrives as one piece.
+        model supports ``on_text``; a draft that the trigger accepts arrives as one piece.
         """
         if not isinstance(question, str) or not question.strip():
             raise UsageError("question is empty")
@@ -142,8 +193,7 @@ class AdaptiveRAG:
         out = AnswerText(on_text) if on_text is not None else None
         held = StopHold(out.feed, cfg.answer_stops) if out is not None and cfg.answer_stops else None
         feed = held.feed if held is not None else (out.feed if out is not None else None)
-        decode = token_decoder(self.lm) if out is not None else None
-        stops = self._stops()
+        streaming = out is not None and can_stream(self.lm)
         t0 = time.perf_counter()
         before = self.lm.usage.snapshot()
         costs = Costs()
@@ -151,13 +201,15 @@ class AdaptiveRAG:
         context: list[Passage] = []
         pre_retrieval: list[Passage] = []
 
-        pre_prompt = self.templates.build(question)
-        pre_state = self._state(question, "", None, -1, pre_prompt, base_query)
+        pre_state = self.step_state(question, "", None, -1, self.templates.build(question), base_query)
         pre = self.trigger.check_question(pre_state)
         costs.retriever_calls += pre_state.retriever_calls
         if pre is not None and pre.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
             pre_retrieval = context = self._reuse_or_retrieve(pre_state, costs)
             retrievals += 1
+
+        def stream() -> StepStream | None:
+            return StepStream(feed, self._stops() or (), self.step_end) if streaming else None
 
         accepted = ""
         steps: list[StepTrace] = []
@@ -168,18 +220,20 @@ class AdaptiveRAG:
                 stop_reason = "token budget"
                 break
             # no retrieval possible: the draft will be accepted whatever the trigger says, so stream it
-            final_stream = None
-            if decode is not None and (self.retriever is None or retrievals >= cfg.max_retrievals):
-                final_stream = StepStream(decode, stops, feed)
-            draft, prompt = self._draft(question, context, accepted, history, final_stream, budget, index)
+            final_stream = stream() if self.retriever is None or retrievals >= cfg.max_retrievals else None
+            prompt = self.step_prompt(question, context, accepted, history)
+            draft = self.draft([prompt], final_stream, budget)[0]
             if index > 0 and draft.finished and not draft.text.strip():
                 stop_reason = "end of answer"  # the model ended the answer: nothing left to check or retrieve for
                 break
+            if index > 0 and draft.text.strip() in {s.text.strip() for s in steps}:
+                stop_reason = REPETITION  # the step says again what an earlier one said: the model is looping
+                break
             query = form_query(base_query, draft, getattr(self.lm, "detokenize", None), cfg.mask_below)
-            state = self._state(question, accepted, draft, index, prompt, query)
+            state = self.step_state(question, accepted, draft, index, prompt, query)
             signal: Signal = self.trigger.score(state)
             costs.retriever_calls += state.retriever_calls  # searches a trigger made to decide
-            trace = StepTrace(index=index, draft=step_text(draft, cfg.answer_stops), signal=signal, fired=signal.fired,
+            trace = StepTrace(index=index, draft=draft.text, signal=signal, fired=signal.fired,
                               draft_tokens=_token_table(draft))
             final = draft
             if signal.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
@@ -188,16 +242,16 @@ class AdaptiveRAG:
                 retrievals += 1
                 if trace.passages:
                     context = trace.passages
-                    final_stream = StepStream(decode, stops, feed) if decode is not None else None
-                    final, _ = self._draft(question, context, accepted, history, final_stream, budget, index)
-            text = step_text(final, cfg.answer_stops)
+                    final_stream = stream()
+                    final = self.draft([self.step_prompt(question, context, accepted, history)], final_stream,
+                                       budget)[0]
             trace.generation = final
             if final_stream is not None:
-                final_stream.finish(text)
+                final_stream.finish(final.text)
             elif feed is not None:
-                feed(text)
-            hit = first_stop(accepted + text, cfg.answer_stops)  # the caller's stop may span two steps
-            whole = accepted + text if hit is None else (accepted + text)[:hit[0]]
+                feed(final.text)
+            hit = first_stop(accepted + final.text, cfg.answer_stops)  # the caller's stop may span two steps
+            whole = accepted + final.text if hit is None else (accepted + final.text)[:hit[0]]
             trace.text, accepted = whole[len(accepted):], whole
             steps.append(trace)
             spent += len(final.token_ids)
@@ -207,6 +261,9 @@ class AdaptiveRAG:
                 break
             if final.finished:
                 stop_reason = "end of answer"
+                break
+            if final.stop == REPETITION:
+                stop_reason = REPETITION
                 break
             if not trace.text.strip():
                 stop_reason = "empty step"

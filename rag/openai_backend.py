@@ -100,12 +100,19 @@ class OpenAICompatibleModel:
     # -- LanguageModel ---------------------------------------------------------------------
     def generate(self, prompts: Sequence[PromptLike], n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
                  max_new_tokens: int = 64, stop: Sequence[str] | None = None, seed: int | None = None,
-                 top_logprobs: int = 0) -> list[list[Generation]]:
+                 top_logprobs: int = 0, repetition_penalty: float = 1.0,
+                 no_repeat_ngram_size: int = 0) -> list[list[Generation]]:
+        """``repetition_penalty`` / ``no_repeat_ngram_size`` travel as vLLM-style extra fields (sent only
+        when set; `arag serve` honours both, vLLM the first)."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        return [self._generate_one(p, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs) for p in prompts]
+        extra = {k: v for k, v in (("repetition_penalty", repetition_penalty), ("no_repeat_ngram_size", no_repeat_ngram_size))
+                 if v != (1.0 if k == "repetition_penalty" else 0)}
+        return [self._generate_one(p, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, extra)
+                for p in prompts]
 
-    def _body(self, prompt: PromptLike, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs) -> dict:
+    def _body(self, prompt: PromptLike, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs,
+              extra: dict[str, Any]) -> dict:
         p = Prompt.user(prompt) if isinstance(prompt, str) else prompt
         messages = [{"role": r, "content": c} for r, c in p.messages]
         body: dict[str, Any] = {"model": self.model, "messages": messages, "n": n, "temperature": temperature,
@@ -120,11 +127,12 @@ class OpenAICompatibleModel:
             body["seed"] = seed
         if self.is_arag_server():
             body["arag"] = {"retrieval": False}
-        return body
+        return {**body, **extra}
 
-    def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs) -> list[Generation]:
+    def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs,
+                      extra: dict[str, Any]) -> list[Generation]:
         data = self._request("POST", "/chat/completions",
-                             json=self._body(prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs))
+                             json=self._body(prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, extra))
         usage = data.get("usage") or {}
         self.usage.calls += 1
         self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)

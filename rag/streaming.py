@@ -1,19 +1,22 @@
 """Streaming text that is guaranteed to add up to the final answer.
 
-Two problems make naive streaming wrong: a stop string is only recognised after the token that
-completes it was produced (so text just before a possible stop must be held back), and the answer
-is whitespace-stripped at the end (so leading and trailing whitespace must not be sent early).
+Two problems make naive streaming wrong: a stop string or a step end is only recognised after the
+token that completes it was produced (so text that a later token could still cut must be held back),
+and the answer is whitespace-stripped at the end (so leading and trailing whitespace must not be
+sent early).
 """
 from __future__ import annotations
 
 import inspect
 from typing import Callable, Sequence
 
+from rag.steps import StepEnd, held_by_stops
+
 Sink = Callable[[str], None]
 
 
 def accepts(fn: Callable, name: str) -> bool:
-    """Whether ``fn`` takes a keyword argument ``name`` (optional LM features: ``on_token``, ``top_logprobs``)."""
+    """Whether ``fn`` takes a keyword argument ``name`` (optional LM features: ``on_text``, ``step_end``, ``top_logprobs``)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -21,12 +24,9 @@ def accepts(fn: Callable, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def token_decoder(lm) -> Callable[[list[int]], str] | None:
-    """A decode function for token-level streaming, or None when the model cannot stream tokens."""
-    tok = getattr(lm, "tokenizer", None)
-    if tok is None or not accepts(lm.generate, "on_token"):
-        return None
-    return lambda ids: tok.decode(ids, skip_special_tokens=True)
+def can_stream(lm) -> bool:
+    """Whether the model reports its text as it grows (``on_text``), so steps can stream token by token."""
+    return accepts(lm.generate, "on_text")
 
 
 class AnswerText:
@@ -52,26 +52,27 @@ class AnswerText:
 
 
 class StepStream:
-    """Token-level text of one generation (sample 0) whose text will be accepted.
+    """Token-level text of one generation whose text will be accepted.
 
-    ``on_token`` decodes the tokens so far and forwards only text that no stop string can still cut
-    (the last ``len(longest stop) - 1`` characters wait) and no incomplete UTF-8 character; ``finish``
-    forwards the rest of the final text.
+    The model calls ``on_text`` after every token that did not end the generation, with the text so
+    far; only text that nothing can still cut is forwarded. Held back: an incomplete UTF-8 character
+    ("\ufffd"), any tail that could still grow into a stop string, and — for a step that ends at a
+    step boundary — the text from the last whitespace on (a step end always falls on whitespace).
+    ``finish`` forwards the rest of the final text.
     """
 
-    def __init__(self, decode: Callable[[list[int]], str], stops: Sequence[str], feed: Sink) -> None:
-        self.decode = decode
-        self.hold = max((len(s) for s in stops if s), default=1) - 1
+    def __init__(self, feed: Sink, stops: Sequence[str] = (), step_end: StepEnd | None = None) -> None:
         self.feed = feed
-        self.ids: list[int] = []
+        self.stops = [s for s in stops if s]
+        self.step_end = step_end
         self.sent = ""
 
-    def on_token(self, index: int, token_id: int) -> None:
+    def on_text(self, index: int, text: str) -> None:
         if index != 0:
             return
-        self.ids.append(token_id)
-        text = self.decode(self.ids)
-        safe = len(text) - self.hold
+        safe = len(text) - held_by_stops(text, self.stops)
+        if self.step_end is not None:
+            safe = min(safe, self.step_end.safe(text))
         bad = text.find("\ufffd", len(self.sent))
         if bad != -1:
             safe = min(safe, bad)

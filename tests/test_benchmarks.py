@@ -289,7 +289,7 @@ def test_derived_policies_equal_real_single_step_runs(default_lm, demo_docs):
     assert sum(outcome(r, "token-confidence", cut=1.0 - theta).retrieved for r in records) == 1
     # the benchmark's step state is the loop's
     loop = AdaptiveRAG(default_lm, retriever, TokenConfidence(), config=config)
-    state = loop._state("q", "", None, 0, "p")
+    state = loop.step_state("q", "", None, 0, "p")
     copy = LedgerState.of(state, Meter(default_lm))
     assert all(getattr(copy, f) == getattr(state, f) for f in ("question", "prompt", "max_new_tokens", "stop", "seed", "sampler"))
 

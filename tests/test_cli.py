@@ -119,3 +119,15 @@ def test_failed_build_leaves_existing_index_intact(tmp_path, corpus):
     bad.write_text('{"id": "x", "text": "ok"}\n{"id": "y"}\n')
     assert_user_error(arag("index", "build", str(bad), "--out", str(out)), "bad.jsonl:2")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("flags,needle", [(("--no-repeat-ngram-size", "-1"), "no_repeat_ngram_size"),
+                                          (("--repetition-penalty", "0"), "repetition_penalty")])
+def test_bad_repetition_controls(corpus, flags, needle):
+    assert_user_error(arag("ask", "q", "--corpus", str(corpus), *flags), needle)
+
+
+def test_bad_loop_table_in_the_config_file(corpus, tmp_path):
+    cfg = tmp_path / "arag.toml"
+    cfg.write_text('[loop]\nno_repeat_ngram_size = "three"\n')
+    assert_user_error(arag("ask", "q", "--corpus", str(corpus), "--config", str(cfg)), "[loop] no_repeat_ngram_size")

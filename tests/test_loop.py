@@ -3,6 +3,7 @@ retrieval budget, costs. Behaviour on the real model is in test_core_behaviour.p
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from corpora.documents import Document
 from rag.errors import UsageError
 from rag.hf_model import HFLanguageModel
 from rag.lm import Generation
-from rag.loop import AdaptiveRAG, LoopConfig, step_text
+from rag.loop import AdaptiveRAG, LoopConfig
 from rag.query import form_query
 from retrievers import build_retriever
 from triggers import Always, Never, TokenConfidence
@@ -40,7 +41,7 @@ def bm25():
 
 
 def test_step_and_token_budgets(tiny_lm, bm25):
-    rag = AdaptiveRAG(tiny_lm, bm25, Never(), config=LoopConfig(max_steps=3, step_tokens=4, stops=()))
+    rag = AdaptiveRAG(tiny_lm, bm25, Never(), config=LoopConfig(max_steps=3, step_tokens=4, sentence_steps=False))
     a = rag.answer("Where is Paris?")
     assert len(a.steps) <= 3
     assert all(len(s.draft_tokens) <= 4 for s in a.steps)
@@ -52,7 +53,7 @@ def test_step_and_token_budgets(tiny_lm, bm25):
 
 
 def test_retrieval_budget_caps_retrieval(tiny_lm, bm25):
-    rag = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(max_steps=3, step_tokens=3, max_retrievals=1, stops=()))
+    rag = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(max_steps=3, step_tokens=3, max_retrievals=1, sentence_steps=False))
     a = rag.answer("Where is Paris?")
     assert a.costs.retriever_calls == 1
     assert a.steps[0].passages and all(s.fired for s in a.steps)
@@ -70,7 +71,7 @@ def test_pre_generation_check_retrieves_with_the_question(tiny_lm, bm25):
 
 
 def test_accepted_text_is_the_concatenation_of_steps(tiny_lm, bm25):
-    rag = AdaptiveRAG(tiny_lm, bm25, TokenConfidence(threshold=0.5), config=LoopConfig(max_steps=3, step_tokens=5, stops=()))
+    rag = AdaptiveRAG(tiny_lm, bm25, TokenConfidence(threshold=0.5), config=LoopConfig(max_steps=3, step_tokens=5, sentence_steps=False))
     a = rag.answer("Where is Lyon?")
     assert a.text == "".join(s.text for s in a.steps).strip()
     for s in a.steps:
@@ -78,10 +79,65 @@ def test_accepted_text_is_the_concatenation_of_steps(tiny_lm, bm25):
         assert s.fired == (math.exp(min(t["logprob"] for t in s.draft_tokens)) < 0.5)
 
 
-def test_step_text_puts_back_the_sentence_punctuation():
-    assert step_text(Generation(text="Paris is big", stop=". ")) == "Paris is big."
-    assert step_text(Generation(text="Paris", stop="\n")) == "Paris"
-    assert step_text(Generation(text="Paris.", finished=True)) == "Paris."
+@contextmanager
+def logits_hook(lm, change):
+    """Steer the random model: ``change(logits, input_ids)`` edits its output logits in place."""
+    handle = lm.model.register_forward_hook(lambda m, args, kwargs, out: change(out.logits, kwargs["input_ids"]),
+                                            with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _mask(logits, input_ids):
+    logits[..., :100] = -math.inf
+
+
+def _echo(logits, input_ids):
+    """Make each position prefer the token it was fed: greedy decoding then loops on one token."""
+    logits.scatter_add_(-1, input_ids[..., None], torch.full(input_ids[..., None].shape, 100.0))
+
+
+def test_entropy_is_finite_when_logits_are_minus_infinity(tiny_lm):
+    """Models that mask part of the vocabulary (-inf logits) used to give NaN entropies (0 · -inf)."""
+    with logits_hook(tiny_lm, _mask):
+        g = tiny_lm.generate(["Where is Paris?"], max_new_tokens=4)[0][0]
+        s = tiny_lm.score("Where is Paris?", " Paris is")
+    assert g.entropies and all(math.isfinite(h) for h in g.entropies + s.entropies)
+
+
+def test_unseeded_sampling_leaves_the_global_rng_alone(tiny_lm):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tiny_lm.generate(["Where is Paris?"], n=2, temperature=1.0, max_new_tokens=3, seed=None)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_repetition_controls_change_choices_not_recorded_statistics(tiny_lm):
+    prompt = "Where is Paris?"
+    with logits_hook(tiny_lm, _echo):
+        plain = tiny_lm.generate([prompt], max_new_tokens=12)[0][0]
+        controlled = tiny_lm.generate([prompt], max_new_tokens=12, no_repeat_ngram_size=2, repetition_penalty=1.5)[0][0]
+        p_ids = tiny_lm.encode(tiny_lm.render(prompt))
+        with torch.inference_mode():
+            logits = tiny_lm.model(input_ids=torch.tensor([p_ids + controlled.token_ids])).logits[0, len(p_ids) - 1:-1]
+    logp = torch.log_softmax(logits.float(), -1)
+    assert len(set(plain.token_ids)) == 1  # the steered model loops on one token without controls
+    ids = controlled.token_ids
+    bigrams = [tuple(ids[i:i + 2]) for i in range(len(ids) - 1)]
+    assert len(set(bigrams)) == len(bigrams) and len(set(ids)) > 1
+    # the recorded statistics are the model's own (teacher-forced) ones, not the penalised distribution's
+    assert controlled.logprobs == pytest.approx(logp.gather(1, torch.tensor(ids)[:, None])[:, 0].tolist(), abs=1e-3)
+    assert controlled.entropies == pytest.approx(torch.special.entr(logp.exp()).sum(-1).tolist(), abs=1e-3)
+
+
+def test_a_step_that_loops_ends_the_answer(tiny_lm):
+    with logits_hook(tiny_lm, _echo):
+        a = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(max_steps=4, step_tokens=24, no_repeat_ngram_size=0)).answer("Where is Paris?")
+    assert a.stop_reason == "repetition" and len(a.steps) == 1
+    assert len(a.steps[0].generation.token_ids) < 24 and a.costs.lm_calls == 1
 
 
 def test_masked_query_drops_unsure_tokens():
@@ -106,7 +162,7 @@ def test_bad_loop_arguments_are_usage_errors(tiny_lm, bm25):
 def test_answer_token_budget_and_a_stop_string_spanning_two_steps(tiny_lm):
     """A caller's `max_tokens` caps the accepted steps' tokens; a caller's stop string ends the answer
     before it even when it spans a step boundary, and the streamed text never runs past it."""
-    cfg = dict(max_steps=4, step_tokens=4, stops=())
+    cfg = dict(max_steps=4, step_tokens=4, sentence_steps=False)
     full = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(**cfg)).answer("Where is Paris?")
     assert len(full.steps) >= 2
     short = AdaptiveRAG(tiny_lm, None, Never(), config=LoopConfig(**cfg, answer_tokens=6)).answer("Where is Paris?")

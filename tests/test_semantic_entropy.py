@@ -261,13 +261,13 @@ QUESTION = "What is the capital of France?"
 @pytest.fixture()
 def step(default_lm):
     """A drafted step exactly as the loop builds it (closed-book prompt, sentence stops)."""
-    from rag.loop import SENTENCE_STOPS
     from rag.prompts import PromptTemplates
+    from rag.steps import SentenceEnd
 
     prompt = PromptTemplates().build(QUESTION)
-    draft = default_lm.generate([prompt], max_new_tokens=48, stop=SENTENCE_STOPS)[0][0]
+    draft = default_lm.generate([prompt], max_new_tokens=48, step_end=SentenceEnd())[0][0]
     return StepState(question=QUESTION, draft=draft, sampler=default_lm, prompt=prompt, max_new_tokens=48,
-                     stop=SENTENCE_STOPS, seed=0)
+                     seed=0, options={"step_end": SentenceEnd()})
 
 
 @pytest.mark.slow

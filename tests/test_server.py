@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from rag.lm import Prompt
-from rag.loop import SENTENCE_STOPS, AdaptiveRAG, LoopConfig
+from rag.loop import AdaptiveRAG, LoopConfig
 from rag.openai_backend import OpenAICompatibleModel
 from rag.pipeline import Pipeline
 from rag.prompts import PromptTemplates
@@ -100,8 +100,8 @@ def test_backend_token_confidence_over_http_matches_in_process(server, default_l
     assert remote.is_arag_server()
     prompts = [PromptTemplates().build(QUESTION), Prompt.user("Describe Paris.", prefix="Paris is a city.")]
     for prompt in prompts:
-        local = default_lm.generate([prompt], max_new_tokens=24, stop=SENTENCE_STOPS)[0][0]
-        http = remote.generate([prompt], max_new_tokens=24, stop=SENTENCE_STOPS)[0][0]
+        local = default_lm.generate([prompt], max_new_tokens=24, stop=(". ", "\n"))[0][0]
+        http = remote.generate([prompt], max_new_tokens=24, stop=(". ", "\n"))[0][0]
         assert http.text == local.text and http.stop == local.stop and http.finished == local.finished
         assert http.logprobs == pytest.approx(local.logprobs, abs=1e-5)
         for agg in ("min_prob", "mean_logprob", "flare"):
@@ -119,7 +119,8 @@ def test_backend_token_confidence_over_http_matches_in_process(server, default_l
     a_local = AdaptiveRAG(default_lm, bm25, TokenConfidence(), config=CONFIG).answer(QUESTION)
     assert a_http.text == a_local.text
     assert [s.fired for s in a_http.steps] == [s.fired for s in a_local.steps]
-    assert a_http.costs.generated_tokens == a_local.costs.generated_tokens
+    # the HTTP backend cannot stop the server at a step end, so its steps run to the budget and are cut after
+    assert a_http.costs.generated_tokens >= a_local.costs.generated_tokens
 
 
 def test_twenty_concurrent_requests_do_not_mix(client, default_lm):
@@ -151,6 +152,7 @@ def _post(server, body, key=KEY, raw_body: bytes | None = None):
     ("empty_messages", 400, "messages"), ("wrong_role", 400, "messages[0].role"), ("too_many", 400, "messages"),
     ("too_large", 413, None), ("bad_key", 401, None), ("no_key", 401, None), ("unknown_model", 404, "model"),
     ("n_adaptive", 400, "n"), ("bad_temperature", 400, "temperature"), ("last_not_user", 400, "messages"),
+    ("frequency_penalty", 400, "frequency_penalty"), ("bad_ngram", 400, "no_repeat_ngram_size"),
 ])
 def test_bad_requests_get_openai_style_4xx(server, case, status, param):
     ok = [{"role": "user", "content": "hi"}]
@@ -179,6 +181,10 @@ def test_bad_requests_get_openai_style_4xx(server, case, status, param):
         kw["body"] = {"model": "default", "messages": ok, "n": 2}
     elif case == "bad_temperature":
         kw["body"] = {"model": "default", "messages": ok, "temperature": "hot"}
+    elif case == "frequency_penalty":  # additive OpenAI penalties have no transformers processor
+        kw["body"] = {"model": "default", "messages": ok, "frequency_penalty": 0.5}
+    elif case == "bad_ngram":
+        kw["body"] = {"model": "default", "messages": ok, "no_repeat_ngram_size": -1}
     elif case == "last_not_user":
         kw["body"] = {"model": "default", "messages": ok + [{"role": "assistant", "content": "hello"}]}
     r = _post(server, **kw)

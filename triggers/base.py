@@ -61,6 +61,9 @@ class StepState:
     max_new_tokens: int = 64
     stop: Sequence[str] | None = None
     seed: int | None = None
+    # further keyword arguments of the sampler's ``generate`` that the loop uses for its steps (where the
+    # step ends, repetition controls), so that samples of a step are decoded like the step itself
+    options: dict[str, Any] = field(default_factory=dict)
     sample_calls: int = 0  # batched sampling calls made for this step (a cost, and a test hook)
     retriever: Searcher | None = None
     query: str | None = None
@@ -93,7 +96,7 @@ class StepState:
             self.sample_calls += 1
             return self.sampler.generate(
                 [self.prompt], n=n, temperature=temperature, top_p=top_p,
-                max_new_tokens=budget, stop=self.stop, seed=self.seed,
+                max_new_tokens=budget, stop=self.stop, seed=self.seed, **self.options,
             )[0]
 
         return self.memo(key_base + (n,), draw)

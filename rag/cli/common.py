@@ -98,6 +98,27 @@ def add_loop_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=positive_int, default=6, help="sentences per answer (default: 6)")
     g.add_argument("--max-retrievals", type=int, default=3, help="retrieval budget per answer (default: 3)")
     g.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
+    g = p.add_argument_group("repetition (transformers' logits processors; also [loop] in --config)")
+    g.add_argument("--repetition-penalty", type=finite_float, default=None, metavar="X",
+                   help="divide the scores of tokens the answer already holds by X (1.0 = off; default: [loop] in the config, else 1.0)")
+    g.add_argument("--no-repeat-ngram-size", type=int, default=None, metavar="N",
+                   help="never repeat an N-gram of the answer (0 = off; default: [loop] in the config, else 3)")
+
+
+def loop_options(args: argparse.Namespace) -> dict:
+    """The loop's repetition controls: flags, else the config file's ``[loop]`` table (checked by
+    rag.config when read), else LoopConfig's defaults."""
+    from rag.config import load_config
+
+    table = load_config(getattr(args, "config", None)).get("loop", {})
+    out = {}
+    for name in ("repetition_penalty", "no_repeat_ngram_size"):
+        value = getattr(args, name, None)
+        if value is None:
+            value = table.get(name)
+        if value is not None:
+            out[name] = value
+    return out
 
 
 def trigger_options(args: argparse.Namespace) -> dict:
@@ -165,7 +186,8 @@ def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) ->
 
     options = trigger_options(args)
     config = LoopConfig(k=args.k, max_steps=getattr(args, "max_steps", 6),
-                        max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0))
+                        max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0),
+                        **loop_options(args))
     retriever = open_retriever(args.retriever, index=args.index, corpus=getattr(args, "corpus", None),
                                progress=show_progress(), es_url=args.es_url, es_index=args.es_index,
                                es_mode=getattr(args, "es_mode", "bm25"), es_ca_file=getattr(args, "es_ca_file", None))

@@ -47,6 +47,7 @@ class Job:
     continue_final: bool = False
     retrieval: bool = True
     trigger: str | None = None
+    repetition: dict[str, Any] = field(default_factory=dict)  # the repetition controls the request sets
     source: str = "messages"  # the parameter the prompt came from, for errors about it
 
 
@@ -122,9 +123,16 @@ class Sampling(Body):
     stop: Stop = []
     seed: Int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     arag: AragOptions = AragOptions()
+    repetition_penalty: float | None = Field(None, ge=0.01, le=10.0)  # vLLM's extra field; None = the server's
+    no_repeat_ngram_size: Int | None = Field(None, ge=0, le=64)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
 
     def check(self, limits: Limits) -> None:
         """Checks that need the server's limits or span several fields."""
+        for name in ("frequency_penalty", "presence_penalty"):  # OpenAI's additive penalties: no transformers processor
+            if getattr(self, name) != 0.0:
+                raise APIError(400, f"{name} is not supported; use repetition_penalty or no_repeat_ngram_size", name)
         if self.n > limits.max_n:
             raise APIError(400, f"n: at most {limits.max_n}, got {self.n}", "n")
         if self.max_tokens is not None and self.max_tokens > limits.max_tokens:
@@ -137,7 +145,10 @@ class Sampling(Body):
         seed = None if self.seed is None else self.seed % 2**63  # torch seeds are unsigned
         return Job(messages=messages, n=self.n, temperature=self.temperature, top_p=self.top_p,
                    max_tokens=self.max_tokens, stop=[s for s in self.stop if s], seed=seed,
-                   retrieval=self.arag.retrieval, trigger=self.arag.trigger, **extra)
+                   retrieval=self.arag.retrieval, trigger=self.arag.trigger,
+                   repetition={k: v for k, v in (("repetition_penalty", self.repetition_penalty),
+                                                 ("no_repeat_ngram_size", self.no_repeat_ngram_size)) if v is not None},
+                   **extra)
 
 
 class ChatRequest(Sampling):

@@ -12,6 +12,7 @@ from typing import Any
 
 from rag.lm import Generation
 from rag.openai_backend import OWNER
+from rag.tokens import TokenBytes
 from rag.trace import Answer
 
 
@@ -39,30 +40,15 @@ class Result:
 
 
 class TokenText:
-    """Token strings as OpenAI returns them: the text of each token and its UTF-8 bytes.
-
-    Byte-level BPE tokens ("ĠParis") are mapped back to their raw bytes, so a token that holds half
-    of a multi-byte character still has exact ``bytes``."""
+    """Token strings as OpenAI returns them: the text of each token and its real bytes (a token that
+    holds half of a multi-byte character has exact ``bytes`` and a text with "\ufffd")."""
 
     def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
-        self.byte_decoder: dict[str, int] = {}
-        if tokenizer is not None:
-            try:
-                from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-                self.byte_decoder = {v: k for k, v in bytes_to_unicode().items()}
-            except ImportError:  # pragma: no cover - transformers always has it
-                pass
+        self.token_bytes = TokenBytes(tokenizer)
 
     def __call__(self, token: str) -> tuple[str, list[int]]:
-        if self.tokenizer is None:
-            return token, list(token.encode("utf-8"))
-        if self.byte_decoder and all(c in self.byte_decoder for c in token):
-            raw = bytes(self.byte_decoder[c] for c in token)
-            return raw.decode("utf-8", errors="replace"), list(raw)
-        text = self.tokenizer.convert_tokens_to_string([token])
-        return text, list(text.encode("utf-8"))
+        raw = self.token_bytes(token)
+        return raw.decode("utf-8", errors="replace"), list(raw)
 
 
 def logprobs_content(generations: list[Generation], text_of: TokenText, top: int) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from rag.prompts import PromptTemplates
 from rag.server.errors import APIError
 from rag.server.requests import Job
 from rag.server.responses import Choice, Result, TokenText, answer_trace
-from rag.streaming import StepStream, accepts, token_decoder
+from rag.streaming import StepStream, accepts, can_stream
 
 OnPiece = Callable[[int, str], None]  # (choice index, text): streamed text as it becomes final
 
@@ -134,7 +134,8 @@ class ChatService:
         p = self.pipeline
         config = replace(p.config, seed=p.config.seed if job.seed is None else job.seed,
                          top_logprobs=job.top_logprobs if job.logprobs else 0, answer_tokens=job.max_tokens,
-                         answer_stops=tuple(job.stop), temperature=job.temperature, top_p=job.top_p)
+                         answer_stops=tuple(job.stop), temperature=job.temperature, top_p=job.top_p,
+                         **job.repetition)
         loop = AdaptiveRAG(lm, p.retriever, self.trigger(job.trigger), config=config)
         answer = loop.answer(turn.question, history=turn.history, retrieval_query=turn.retrieval_query, on_text=on_text)
         trace = answer_trace(answer)
@@ -150,11 +151,14 @@ class ChatService:
         extra: dict[str, Any] = {}
         if job.logprobs and job.top_logprobs and accepts(lm.generate, "top_logprobs"):
             extra["top_logprobs"] = job.top_logprobs
+        for name, value in job.repetition.items():
+            if not accepts(lm.generate, name):
+                raise APIError(400, f"{name} is not supported by this server's model", name)
+            extra[name] = value
         streams: list[StepStream] = []
-        decode = token_decoder(lm) if on_piece is not None else None
-        if decode is not None:
-            streams = [StepStream(decode, job.stop, (lambda i: lambda s: on_piece(i, s))(i)) for i in range(job.n)]
-            extra["on_token"] = lambda i, t: streams[i].on_token(0, t)
+        if on_piece is not None and can_stream(lm):
+            streams = [StepStream((lambda i: lambda s: on_piece(i, s))(i), job.stop) for i in range(job.n)]
+            extra["on_text"] = lambda i, text: streams[i].on_text(0, text)
         before = lm.usage.snapshot()
         t0 = time.perf_counter()
         gens = lm.generate([prompt], n=job.n, temperature=job.temperature, top_p=job.top_p,
