@@ -43,6 +43,13 @@ TRIGGER_KEYS: dict[str, dict[str, str]] = {
     "always": {},
     "never": {},
 }
+_SAMPLING = {"threshold": _NUMBER, "samples": _INT, "temperature": _NUMBER, "top_p": _NUMBER, "judge": _STR,
+             "variant": _STR, "sample_tokens": _INT}
+TRIGGER_KEYS.update({name: {"threshold": _NUMBER} for name in (
+    "msp", "perplexity", "mean-entropy", "p-true", "question-length", "retrieval-top1", "retrieval-gap",
+    "retrieval-support")})
+TRIGGER_KEYS.update({name: dict(_SAMPLING) for name in ("lexical-similarity", "num-sem-sets", "eigval", "degree")})
+TRIGGER_KEYS["entity-frequency"] = {k: v for k, v in TRIGGER_KEYS["quco"].items() if k != "question_threshold"}
 # The loop's settings a config file may hold (flags win over them; see rag.cli.common.loop_options).
 LOOP_KEYS: dict[str, str] = {"repetition_penalty": _NUMBER, "no_repeat_ngram_size": _INT}
 TOP_LEVEL_KEYS = ("triggers", "loop")

@@ -16,6 +16,8 @@ from rag.cli import main
     ("[triggers]\ntoken-confidence = 0.3\n", "triggers.token-confidence must be a table"),
     ("[trigger.token-confidence]\nthreshold = 0.2\n", "unknown key 'trigger' (did you mean 'triggers'?"),
     ("[triggers.token-confidence\n", "invalid config"),
+    ("[loop]\nno_repeat_ngram_size = 2.5\n", "[loop] no_repeat_ngram_size must be an integer, got 2.5"),
+    ("[loop]\nrepetition_penalti = 1.2\n", "[loop] repetition_penalti: unknown key (did you mean 'repetition_penalty'?"),
 ])
 def test_config_mistakes_name_file_and_key(tmp_path, capsys, text, needle):
     cfg = tmp_path / "arag.toml"
@@ -70,3 +72,11 @@ def test_calibrate_checks_the_config_destination_before_running(tmp_path, capsys
                  "--write-config", "/proc/nope/cal.toml"]) == 2
     err = capsys.readouterr().err
     assert "/proc/nope/cal.toml: cannot write the config file there" in err
+
+
+def test_every_trigger_has_a_config_table():
+    """A trigger the registry builds but the config refuses would make `calibrate --write-config` fail."""
+    from rag.config import TRIGGER_KEYS
+    from rag.registry import TRIGGERS
+
+    assert set(TRIGGERS) == set(TRIGGER_KEYS)

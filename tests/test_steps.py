@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from rag.lm import Generation, Prompt
+from rag.lm import Prompt
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.prompts import PromptTemplates
 from rag.steps import SentenceEnd, held_by_stops, loop_end, loops
