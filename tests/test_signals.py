@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from rag.lm import Generation
-from rag.loop import SENTENCE_STOPS, AdaptiveRAG, LoopConfig
-from rag.prompts import PromptTemplates
+from rag.loop import AdaptiveRAG, LoopConfig
 from rag.registry import build_trigger
 from triggers import AnyOf
 from triggers.base import StepState
@@ -64,10 +63,13 @@ def test_question_word_and_support():
 
 # -- on the real default model ----------------------------------------------------------------------
 def _step(lm, question: str, **extra) -> StepState:
-    prompt = PromptTemplates().build(question)
-    draft = lm.generate([prompt], max_new_tokens=48, stop=SENTENCE_STOPS)[0][0]
-    return StepState(question=question, draft=draft, sampler=lm, prompt=prompt, max_new_tokens=48,
-                     stop=SENTENCE_STOPS, seed=0, **extra)
+    """The first step's state exactly as the loop builds it (sentence step, the loop's options)."""
+    loop = AdaptiveRAG(lm, None, build_trigger("never"))
+    prompt = loop.step_prompt(question)
+    state = loop.step_state(question, "", loop.draft([prompt])[0], 0, prompt)
+    for name, value in extra.items():
+        setattr(state, name, value)
+    return state
 
 
 @pytest.mark.slow
