@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from rag.hf_decode import Row
 from rag.lm import Prompt
 
 QUESTION = Prompt.user("What is the capital of France?")
@@ -49,7 +50,8 @@ def test_greedy_first_sample_equals_plain_greedy(default_lm):
 
 def test_stop_string_is_cut_and_token_stats_follow(default_lm):
     ids = default_lm.encode("Paris is big. The end")
-    g = default_lm._finish(ids, [-0.1] * len(ids), [0.5] * len(ids), False, (12, ". "), 0)
+    row = Row(0, 0, [], ids=ids, logprobs=[-0.1] * len(ids), entropies=[0.5] * len(ids), ended=(12, ". "))
+    g = default_lm._finish(row, 0)
     assert g.text == "Paris is big" and g.stop == ". "
     assert len(g.token_ids) == len(default_lm.encode("Paris is big"))
 

@@ -6,6 +6,7 @@ import functools
 
 import pytest
 
+from rag.hf_decode import Row
 from rag.lm import Prompt
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.prompts import PromptTemplates
@@ -66,7 +67,7 @@ def test_token_bytes_are_the_real_bytes_and_steps_keep_whole_characters(default_
     assert any(tb(t) and not _decodes(tb(t)) for t in tokens)  # a token holding half a character
     # a step cut by its token budget inside "😀" ends before the emoji, without "\ufffd"
     cut = next(j for j in range(1, len(ids)) if "\ufffd" in tok.decode(ids[:j]))
-    g = default_lm._finish(ids[:cut], [-0.1] * cut, [0.1] * cut, False, None, 0)
+    g = default_lm._finish(Row(0, 0, [], ids=ids[:cut], logprobs=[-0.1] * cut, entropies=[0.1] * cut), 0)
     assert g.text == "Hi" and "\ufffd" not in g.text and len(g.token_ids) == len(default_lm.encode("Hi"))
 
 
