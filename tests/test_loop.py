@@ -95,8 +95,10 @@ def _mask(logits, input_ids):
 
 
 def _echo(logits, input_ids):
-    """Make each position prefer the token it was fed: greedy decoding then loops on one token."""
-    logits.scatter_add_(-1, input_ids[..., None], torch.full(input_ids[..., None].shape, 100.0))
+    """Make each position prefer the token it was fed: greedy decoding then loops on one token. (A
+    prefill returns the last position's logits only: the fed tokens are aligned from the end.)"""
+    fed = input_ids[:, -logits.shape[1]:, None]
+    logits.scatter_add_(-1, fed, torch.full(fed.shape, 100.0))
 
 
 def test_entropy_is_finite_when_logits_are_minus_infinity(tiny_lm):
