@@ -133,17 +133,20 @@ def test_a_stop_string_ends_only_its_row(tiny):
 
 
 def test_stop_row_ends_only_the_row_whose_callback_raised_it(tiny):
-    two, n = PROMPTS[:2], 2
+    two, n = [PROMPTS[1], PROMPTS[0]], 2  # the longer first: the batch reorders them, the row numbers must not
     full = tiny.generate(two, n=n, max_new_tokens=12)
     seen: dict[int, int] = {}
+    texts: dict[int, str] = {}
 
     def on_text(row: int, text: str) -> None:
         seen[row] = seen.get(row, 0) + 1
+        texts[row] = text
         if row == 2 and seen[row] == 3:  # prompt 1, sample 0: after its third token
             raise StopRow
 
     cut = tiny.generate(two, n=n, max_new_tokens=12, on_text=on_text)
     assert set(seen) == {0, 1, 2, 3}, "every row (i * n + j) reports its text"
+    assert all(full[row // n][row % n].text.startswith(texts[row].rstrip("\ufffd")) for row in (0, 1, 3))
     cancelled = cut[1][0]
     assert cancelled.stop == CANCELLED and not cancelled.finished
     assert cancelled.token_ids == full[1][0].token_ids[:3]
