@@ -20,7 +20,7 @@ from transformers.utils.hub import is_offline_mode  # HF_HUB_OFFLINE or TRANSFOR
 
 from corpora.cache import cache_dir
 from corpora.hub import is_hub_id
-from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
+from rag.lm import Generation, ModelError, Prompt, PromptLike, StopRow, Usage
 from rag.steps import REPETITION, StepEnd, first_stop, loops, truncate
 from rag.tokens import TokenBytes
 
@@ -193,9 +193,10 @@ class HFLanguageModel:
         ``step_end``: ends a sequence where a step ends (`rag.steps.SentenceEnd`), the text after the
         boundary dropped; ``stop_loops``: end a sequence that falls into a degenerate loop
         (`rag.steps.loops`; ``Generation.stop`` is then "repetition"); ``top_logprobs=k`` keeps the k most likely tokens per position;
-        ``on_text(sample_index, text_so_far)`` is called after each token that did *not* end the
-        sequence (so a streamer never sees text past a stop or a step end; it still holds back what a
-        later token could cut, see `rag.streaming.StepStream`).
+        ``on_text(row, text_so_far)`` (row ``i * n + j`` for prompt i's sample j) is called after each token
+        that did *not* end the sequence (so a streamer never sees text past a stop or a step end; it still
+        holds back what a later token could cut, see `rag.streaming.StepStream`); raising `rag.lm.StopRow`
+        there ends that row alone, its ``stop`` "cancelled".
 
         ``repetition_penalty`` / ``no_repeat_ngram_size`` apply transformers' logits processors over
         the answer's own tokens (the prompt's assistant prefix plus this generation), never over the
@@ -212,9 +213,9 @@ class HFLanguageModel:
         decoding = _Decoding(temperature, top_p, max_new_tokens, [s for s in (stop or []) if s], seed, top_logprobs,
                              on_text, step_end, _processors(repetition_penalty, no_repeat_ngram_size), stop_loops)
         with self._lock:
-            return [self._generate_one(p, n, decoding) for p in prompts]
+            return [self._generate_one(p, n, decoding, i * n) for i, p in enumerate(prompts)]
 
-    def _generate_one(self, prompt: PromptLike, n: int, d: "_Decoding") -> list[Generation]:
+    def _generate_one(self, prompt: PromptLike, n: int, d: "_Decoding", first_row: int = 0) -> list[Generation]:
         if isinstance(prompt, str):
             prompt = Prompt.user(prompt)
         device = self.model.device
@@ -271,7 +272,10 @@ class HFLanguageModel:
                 if ended[i] is not None:
                     done[i] = True
                 elif d.on_text is not None:
-                    d.on_text(i, text)
+                    try:
+                        d.on_text(first_row + i, text)
+                    except StopRow:  # the caller ends this row only
+                        ended[i], done[i] = (len(text), "cancelled"), True
             keep = [row for row, i in enumerate(active) if not done[i]]
             if not keep:
                 break
