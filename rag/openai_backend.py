@@ -213,7 +213,7 @@ class OpenAICompatibleModel:
         """One completion of a single token with ``top_logprobs=20`` (the API's maximum): a candidate
         found among them gets its log-prob (compared without surrounding spaces, as servers differ
         in how they write a leading space), one outside them -inf. Exact only as far as the top 20 go."""
-        body = self._body(Prompt.user(user, prefix=prefix), 1, 0.0, 1.0, 1, None, None, 20)
+        body = self._body(Prompt.user(user, prefix=prefix), 1, 0.0, 1.0, 1, None, None, 20, {})
         data = self._request("POST", "/chat/completions", body)
         self._count(1, int((data.get("usage") or {}).get("prompt_tokens") or 0), 0)
         content = ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
