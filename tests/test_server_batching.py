@@ -137,3 +137,16 @@ def test_a_slow_reading_stream_does_not_hold_up_a_request_in_its_batch(default_l
     expected = counted(default_lm, 40)
     assert r.choices[0].message.content == expected and streamed == [expected]
     assert batcher.batch_sizes == {2: 1}
+
+
+@pytest.mark.parametrize("flag, value, needle", [("--batch-window-ms", "-1", "must be >= 0"),
+                                                 ("--batch-window-ms", "nan", "finite"),
+                                                 ("--max-batch", "0", "positive integer")])
+def test_batching_flags_are_checked_before_anything_loads(capsys, flag, value, needle):
+    from rag.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", flag, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err and needle in err, err
