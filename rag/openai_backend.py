@@ -7,6 +7,11 @@ the in-process ones; entropies are not: a server returns only the top-k alternat
 entropy is the lower bound ``-Σ_topk p log p - r log r`` (``r`` = the probability mass outside the
 top k, counted as one outcome) and every `Generation` says ``approximate_entropy=True``.
 
+A `generate` over many prompts sends them as concurrent requests (at most ``concurrency`` in flight
+per model instance), which is what lets a vLLM server batch them; results keep the prompts' order.
+Retries (429, 408, 409, 5xx, connection errors, honouring ``Retry-After``) and timeouts are the
+official ``openai`` client's: ``max_retries`` retries with its backoff, then a one-line `ModelError`.
+
 Spec: ``openai:BASE_URL/MODEL``, e.g. ``openai:http://127.0.0.1:8000/v1/default`` (the model is the
 last path segment). The API key comes from ``$ARAG_OPENAI_API_KEY`` or ``$OPENAI_API_KEY``.
 """
@@ -14,15 +19,18 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
-import httpx
+import openai
 
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
 
 OWNER = "adaptive-rag"  # `owned_by` in an arag server's /v1/models: how this backend recognises one
+DEFAULT_CONCURRENCY = 16  # requests in flight per model instance (`--concurrency`)
 
 
 def topk_entropy(top: dict[str, float], chosen: float | None = None) -> float:
@@ -44,20 +52,29 @@ class OpenAICompatibleModel:
     ``continue_final_message`` so the server continues it."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300.0,
-                 top_logprobs: int = 5) -> None:
+                 top_logprobs: int = 5, concurrency: int = DEFAULT_CONCURRENCY, max_retries: int = 2) -> None:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ModelError(f"not an http(s) base URL: {base_url!r} (expected openai:http://HOST:PORT/v1/MODEL)")
         if not model:
             raise ModelError("no model name after the base URL (expected openai:http://HOST:PORT/v1/MODEL)")
+        if concurrency < 1:
+            raise ModelError(f"concurrency must be >= 1, got {concurrency}")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = model
         self.usage = Usage()
         self.top_logprobs = top_logprobs
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
         key = api_key if api_key is not None else os.environ.get("ARAG_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        # a server without authentication ignores the header; the client insists on some key
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=key or "EMPTY", timeout=timeout,
+                                     max_retries=max_retries)
+        self._usage_lock = threading.Lock()  # requests of one batch finish on several threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._is_arag: bool | None = None
         self._warned = False
 
@@ -71,21 +88,37 @@ class OpenAICompatibleModel:
         return cls(base, model, **kwargs)
 
     # -- HTTP ------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, **kw) -> dict[str, Any]:
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request through the openai client (its retries and timeout); failures as one-line `ModelError`s."""
         try:
-            r = self._client.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise ModelError(f"cannot reach {self.base_url}: {exc}") from None
-        try:
-            body = r.json()
-        except ValueError:
-            body = None
-        if r.status_code >= 400:
-            msg = body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(body.get("error"), dict) else r.text[:200]
-            raise ModelError(f"{self.base_url}{path}: HTTP {r.status_code}: {msg}")
-        if not isinstance(body, dict):
+            if method == "GET":
+                data = self._client.get(path, cast_to=object)
+            else:
+                data = self._client.post(path, cast_to=object, body=body)
+        except openai.APITimeoutError:
+            tries = self.max_retries + 1
+            raise ModelError(f"{self.base_url}{path}: no reply within {self.timeout:g} s "
+                             f"({tries} attempt{'s' if tries > 1 else ''})") from None
+        except openai.APIConnectionError as exc:
+            raise ModelError(f"cannot reach {self.base_url}: {exc.__cause__ or exc}") from None
+        except openai.APIStatusError as exc:
+            raise ModelError(f"{self.base_url}{path}: HTTP {exc.status_code}: {_error_message(exc)}") from None
+        if not isinstance(data, dict):
             raise ModelError(f"{self.base_url}{path}: the response is not a JSON object")
-        return body
+        return data
+
+    def _count(self, calls: int, prompt_tokens: int, generated_tokens: int) -> None:
+        with self._usage_lock:
+            self.usage.calls += calls
+            self.usage.prompt_tokens += prompt_tokens
+            self.usage.generated_tokens += generated_tokens
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The threads that send one batch's requests; shared by concurrent callers, so the bound holds per model."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="arag-http")
+            return self._pool
 
     def is_arag_server(self) -> bool:
         """Whether the server is `arag serve` (then requests ask it to skip its own retrieval loop)."""
@@ -108,8 +141,16 @@ class OpenAICompatibleModel:
             raise ValueError(f"n must be >= 1, got {n}")
         extra = {k: v for k, v in (("repetition_penalty", repetition_penalty), ("no_repeat_ngram_size", no_repeat_ngram_size))
                  if v != (1.0 if k == "repetition_penalty" else 0)}
-        return [self._generate_one(p, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, extra)
-                for p in prompts]
+        args = (n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, extra)
+        if len(prompts) <= 1 or self.concurrency == 1:
+            return [self._generate_one(p, *args) for p in prompts]
+        self.is_arag_server()  # asked once, before the requests that depend on it go out together
+        futures: list[Future] = [self._executor().submit(self._generate_one, p, *args) for p in prompts]
+        try:
+            return [f.result() for f in futures]
+        finally:  # after a failure, requests that have not started are not sent
+            for f in futures:
+                f.cancel()
 
     def _body(self, prompt: PromptLike, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs,
               extra: dict[str, Any]) -> dict:
@@ -132,11 +173,9 @@ class OpenAICompatibleModel:
     def _generate_one(self, prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs,
                       extra: dict[str, Any]) -> list[Generation]:
         data = self._request("POST", "/chat/completions",
-                             json=self._body(prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, extra))
+                             self._body(prompt, n, temperature, top_p, max_new_tokens, stop, seed, top_logprobs, extra))
         usage = data.get("usage") or {}
-        self.usage.calls += 1
-        self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.usage.generated_tokens += int(usage.get("completion_tokens") or 0)
+        self._count(1, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
         choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
         if len(choices) != n:
             raise ModelError(f"{self.base_url}: asked for {n} choices, got {len(choices)}")
@@ -174,10 +213,9 @@ class OpenAICompatibleModel:
         """One completion of a single token with ``top_logprobs=20`` (the API's maximum): a candidate
         found among them gets its log-prob (compared without surrounding spaces, as servers differ
         in how they write a leading space), one outside them -inf. Exact only as far as the top 20 go."""
-        body = self._body(Prompt.user(user, prefix=prefix), 1, 0.0, 1.0, 1, None, None, 20)
-        data = self._request("POST", "/chat/completions", json=body)
-        self.usage.calls += 1
-        self.usage.prompt_tokens += int((data.get("usage") or {}).get("prompt_tokens") or 0)
+        body = self._body(Prompt.user(user, prefix=prefix), 1, 0.0, 1.0, 1, None, None, 20, {})
+        data = self._request("POST", "/chat/completions", body)
+        self._count(1, int((data.get("usage") or {}).get("prompt_tokens") or 0), 0)
         content = ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
         top: dict[str, float] = {}
         for t in (content[0].get("top_logprobs") or []) if content else []:
@@ -186,7 +224,21 @@ class OpenAICompatibleModel:
         return {c: top.get(c.strip(), -math.inf) for c in candidates}
 
     def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
         self._client.close()
+
+
+def _error_message(exc: "openai.APIStatusError") -> str:
+    """The server's own message (OpenAI's ``{"error": {"message"}}``), else the start of its reply."""
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"]
+    return exc.response.text[:200]
 
 
 def _stop_hit(choice: dict, text: str, tokens: list[str], stop: Sequence[str] | None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.errors import UsageError
 from rag.hf_model import HFLanguageModel
 from rag.lm import LanguageModel
 from rag.loop import AdaptiveRAG, LoopConfig
@@ -14,12 +15,21 @@ from retrievers.base import Retriever
 from triggers.base import Trigger
 
 
-def load_language_model(model: str | None) -> LanguageModel:
-    """``default`` / None → the shipped SmolLM2; ``openai:BASE_URL/MODEL`` → an HTTP backend; else transformers."""
-    if model and model.startswith("openai:"):
-        from rag.openai_backend import OpenAICompatibleModel
+def check_concurrency(model: str | None, concurrency: int | None) -> None:
+    """``concurrency`` (concurrent HTTP requests) means something only for an ``openai:`` model: refused
+    elsewhere, before anything loads, rather than ignored."""
+    if concurrency is not None and not (model or "").startswith("openai:"):
+        raise UsageError("--concurrency applies to an openai:BASE_URL/MODEL model (concurrent HTTP requests)")
 
-        return OpenAICompatibleModel.from_spec(model)
+
+def load_language_model(model: str | None, concurrency: int | None = None) -> LanguageModel:
+    """``default`` / None → the shipped SmolLM2; ``openai:BASE_URL/MODEL`` → an HTTP backend (``concurrency``:
+    requests in flight, default 16); else transformers."""
+    check_concurrency(model, concurrency)
+    if model and model.startswith("openai:"):
+        from rag.openai_backend import DEFAULT_CONCURRENCY, OpenAICompatibleModel
+
+        return OpenAICompatibleModel.from_spec(model, concurrency=concurrency or DEFAULT_CONCURRENCY)
     return HFLanguageModel.load(None if model in (None, "default") else model)
 
 

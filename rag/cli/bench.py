@@ -192,15 +192,18 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.bench import default_out_dir, run_benchmark
     from benchmarks.report import policy_table
     from benchmarks.runner import parse_policies
+    from rag.pipeline import check_concurrency
 
     with user_errors():
+        check_concurrency(args.model, args.concurrency)
         data_dir = data_dir_for(args)
         config = bench_config(args, parse_policies(args.policies))
         out = Path(args.out) if args.out else default_out_dir(config)
         progress = show_progress() if args.progress is None else args.progress
         summary = run_benchmark(config, out, data_dir, args.limit, index=args.index, progress=progress,
                                 metric=args.metric, command=command_line("bench"), report_only=args.report_only,
-                                retriever_options=retriever_options(args), log_every=log_every(args))
+                                retriever_options=retriever_options(args), log_every=log_every(args),
+                                concurrency=args.concurrency)
     print(policy_table(summary))
     print(f"\nreport: {out / 'REPORT.md'}")
     return 0

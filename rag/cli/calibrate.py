@@ -35,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.calibration import calibrate, render
     from benchmarks.runner import BenchError, read_results, read_run_manifest
     from rag.config import check_writable_config, write_trigger_settings
+    from rag.pipeline import check_concurrency
 
     with user_errors():
+        check_concurrency(args.model, args.concurrency)
         if args.budget is not None and not 0.0 <= args.budget <= 1.0:
             raise BenchError(f"--budget is a retrieval rate in [0, 1], got {args.budget}")
         if args.trigger in ("never", "always") or "+" in args.trigger:
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         config = bench_config(args, ("never", "always", args.trigger))
         out = Path(args.out) if args.out else default_out_dir(config)
         run_benchmark(config, out, data_dir, args.limit, index=args.index, progress=show_progress(), metric=args.metric,
-                      command=command_line("calibrate"), retriever_options=retriever_options(args), log_every=log_every(args))
+                      command=command_line("calibrate"), retriever_options=retriever_options(args), log_every=log_every(args),
+                     concurrency=args.concurrency)
         records = select(read_results(out, check=True), load_examples(config, data_dir, args.limit))
         result = calibrate(records, args.trigger, args.metric, args.budget)
         configured = (read_run_manifest(out).get("thresholds") or {}).get(args.trigger)

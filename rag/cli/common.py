@@ -57,7 +57,10 @@ def add_elasticsearch_args(g: argparse._ActionsContainer, mode_help: str) -> Non
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="hub id, local folder or .gguf file (default: SmolLM2-135M-Instruct from its wheel)")
+    p.add_argument("--model", default="default", help="hub id, local folder or .gguf file, or openai:BASE_URL/MODEL "
+                   "for an OpenAI-compatible server (default: SmolLM2-135M-Instruct from its wheel)")
+    p.add_argument("--concurrency", type=positive_int, default=None, metavar="N",
+                   help="openai: models: requests in flight at once when many prompts are generated together (default: 16)")
 
 
 def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidence") -> None:
@@ -181,9 +184,10 @@ def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) ->
     the model is loaded, so a bad index path fails in a second, not after a model load."""
     from rag.components import open_retriever
     from rag.loop import LoopConfig
-    from rag.pipeline import Pipeline, load_language_model
+    from rag.pipeline import Pipeline, check_concurrency, load_language_model
     from rag.registry import build_trigger
 
+    check_concurrency(args.model, getattr(args, "concurrency", None))
     options = trigger_options(args)
     config = LoopConfig(k=args.k, max_steps=getattr(args, "max_steps", 6),
                         max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0),
@@ -191,6 +195,6 @@ def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) ->
     retriever = open_retriever(args.retriever, index=args.index, corpus=getattr(args, "corpus", None),
                                progress=show_progress(), es_url=args.es_url, es_index=args.es_index,
                                es_mode=getattr(args, "es_mode", "bm25"), es_ca_file=getattr(args, "es_ca_file", None))
-    lm = lm or load_language_model(args.model)
+    lm = lm or load_language_model(args.model, getattr(args, "concurrency", None))
     trigger = build_trigger(args.trigger, lm=lm, **options)
     return Pipeline(lm=lm, retriever=retriever, trigger=trigger, config=config, trigger_options=options)

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from rag.cli.common import add_pipeline_args, build_pipeline, positive_int
+from rag.cli.common import add_pipeline_args, build_pipeline, finite_float, positive_int
 
 
 def port_number(text: str) -> int:
@@ -15,6 +15,13 @@ def port_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= x <= 65535:
         raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {x}")
+    return x
+
+
+def window_ms(text: str) -> float:
+    x = finite_float(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
     return x
 
 
@@ -32,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-messages", type=positive_int, default=64, help="most messages per request (default: 64)")
     p.add_argument("--max-tokens", type=positive_int, default=1024,
                    help="largest max_tokens a request may ask for (default: 1024)")
+    p.add_argument("--batch-window-ms", type=window_ms, default=5.0, metavar="MS",
+                   help="decode together the model calls of requests that arrive within MS milliseconds (default: 5)")
+    p.add_argument("--max-batch", type=positive_int, default=16, metavar="N",
+                   help="most sequences decoded in one batch, and requests served at once; 1 = one request at a time (default: 16)")
     add_pipeline_args(p)
     p.set_defaults(func=run)
 
@@ -47,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     pipe = build_pipeline(args)
     app = create_app(pipe, api_key=api_key, limits=Limits(max_body_bytes=args.max_body_bytes,
-                                                          max_messages=args.max_messages, max_tokens=args.max_tokens))
+                                                          max_messages=args.max_messages, max_tokens=args.max_tokens),
+                     batch_window_ms=args.batch_window_ms, max_batch=args.max_batch)
     print(f"arag: serving {', '.join(app.state.service.model_ids())} at http://{args.host}:{args.port}/v1",
           file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

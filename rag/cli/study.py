@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     with user_errors():
         examples = load_dataset(args.dataset, resolve_data_dir(args.data_dir), args.split, limit=args.limit)
         check_out_dir(out)
-    lm = load_language_model(args.model)
+    lm = load_language_model(args.model, args.concurrency)
     study, markdown = STUDIES[args.name]
     progress = (lambda xs: tqdm(xs, desc=args.name, unit="q")) if show_progress() else iter
     extra = {"samples": args.samples, "temperature": args.temperature, "seed": args.seed} if args.name == "confidence-ranked" else {}

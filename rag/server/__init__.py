@@ -2,7 +2,9 @@
 `POST /v1/completions` (plain and server-sent-event streaming), `GET /v1/models[/{id}]`, `GET /health`.
 
 Why it looks like this:
-- One model, one worker thread (`service`): requests queue instead of interleaving.
+- One model; requests run side by side on worker threads and the `generate` calls of those that
+  arrive within a few milliseconds are decoded as one batch (`batcher`); ``--max-batch 1`` makes
+  them queue, one at a time.
 - Two modes. By default a request is answered by the adaptive loop (the newest user message is the
   question, earlier turns are history, the retrieval query is condensed from the conversation;
   a completions prompt is a question). ``max_tokens``, ``stop``, ``temperature``, ``top_p`` and
@@ -14,7 +16,7 @@ Why it looks like this:
 - Each response carries the retrieval trace in an extra ``arag`` field that OpenAI clients ignore.
 - Errors are OpenAI-style JSON with 4xx codes (`errors`).
 
-Modules: `requests` (validated bodies), `service` (model work), `responses` (OpenAI shapes), `sse`
+Modules: `requests` (validated bodies), `service` (model work), `batcher` (micro-batching), `responses` (OpenAI shapes), `sse`
 (streaming), `errors` (the error body), `app` (routes), `thread` (a server in a background thread).
 """
 from rag.server.app import create_app

@@ -23,10 +23,11 @@ from rag.trace import json_text
 
 
 def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | None = None,
-               model_name: str | None = None) -> FastAPI:
-    """The FastAPI app. ``api_key``: require ``Authorization: Bearer KEY`` on /v1 routes."""
+               model_name: str | None = None, batch_window_ms: float = 5.0, max_batch: int = 16) -> FastAPI:
+    """The FastAPI app. ``api_key``: require ``Authorization: Bearer KEY`` on /v1 routes; ``batch_window_ms``
+    and ``max_batch``: the micro-batching of concurrent requests (`rag.server.batcher`; ``max_batch=1`` turns it off)."""
     limits = limits or Limits()
-    service = ChatService(pipeline, model_name)
+    service = ChatService(pipeline, model_name, batch_window_ms, max_batch)
     app = FastAPI(title="adaptive-rag", description="OpenAI-compatible completions with adaptive retrieval")
     app.state.service = service
     install_error_handlers(app)

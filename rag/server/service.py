@@ -1,10 +1,12 @@
-"""The model work behind the endpoints: one pipeline, one worker thread.
+"""The model work behind the endpoints: one pipeline, worker threads, and the micro-batcher.
 
-Every request's model work runs on a single-thread executor, so requests queue instead of
-interleaving: the model's KV cache and the per-answer cost counters (deltas of ``lm.usage``) stay
-per request, and the event loop never blocks on the model. A request whose client went away (a
-closed stream, a non-streamed client that timed out) stops at the model's next token: otherwise one
-abandoned 1000-token request keeps every later one waiting.
+Every request's work runs on a worker of the service's executor, so the event loop never blocks on
+the model. With micro-batching (``max_batch`` > 1, the default) each request has a worker of its
+own and sees the model through a `rag.server.batcher.BatchedLM`: the `generate` calls of requests
+that arrive together are decoded in one batch, and each request's cost counters (deltas of its
+``lm.usage``) stay its own. With ``max_batch=1`` there is one worker and requests queue, one at a
+time. A request whose client went away (a closed stream, a non-streamed client that timed out)
+stops at the model's next token: otherwise one abandoned 1000-token request keeps others waiting.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from rag.lm import Prompt
 from rag.loop import AdaptiveRAG
 from rag.pipeline import Pipeline
 from rag.prompts import PromptTemplates
+from rag.server.batcher import BatchedLM, MicroBatcher
 from rag.server.errors import APIError
 from rag.server.requests import Job
 from rag.server.responses import Choice, Result, TokenText, answer_trace
@@ -81,14 +84,18 @@ def context_length(lm) -> int | None:
 
 
 class ChatService:
-    """Runs jobs against one pipeline, one at a time, on a single worker thread."""
+    """Runs jobs against one pipeline: with ``max_batch`` > 1, up to ``max_batch`` at once, their
+    `generate` calls merged by a `MicroBatcher` (``batch_window_ms``); with 1, one at a time."""
 
-    def __init__(self, pipeline: Pipeline, model_name: str | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, model_name: str | None = None, batch_window_ms: float = 5.0,
+                 max_batch: int = 16) -> None:
         self.pipeline = pipeline
         self.model_name = model_name or getattr(pipeline.lm, "name", "model")
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arag-model")
+        self.batcher = MicroBatcher(pipeline.lm, batch_window_ms, max_batch) if max_batch > 1 else None
+        self.executor = ThreadPoolExecutor(max_workers=max_batch, thread_name_prefix="arag-model")
         self.text_of = TokenText(getattr(pipeline.lm, "tokenizer", None))
         self._triggers: dict[str, Any] = {}
+        self._triggers_lock = threading.Lock()
 
     def model_ids(self) -> list[str]:
         return list(dict.fromkeys([self.model_name, "default"]))
@@ -98,12 +105,13 @@ class ChatService:
         a name that does not build is the client's mistake: a 400 naming ``arag.trigger``."""
         if name is None:
             return self.pipeline.trigger
-        if name not in self._triggers:
-            try:
-                self._triggers[name] = self.pipeline.make_trigger(name)
-            except USER_ERRORS as exc:
-                raise APIError(400, f"arag.trigger: {exc}", "arag.trigger") from None
-        return self._triggers[name]
+        with self._triggers_lock:  # requests run side by side: build each trigger once
+            if name not in self._triggers:
+                try:
+                    self._triggers[name] = self.pipeline.make_trigger(name)
+                except USER_ERRORS as exc:
+                    raise APIError(400, f"arag.trigger: {exc}", "arag.trigger") from None
+            return self._triggers[name]
 
     def prepare(self, jobs: list[Job]) -> None:
         """What can fail before any text is produced, checked before a reply starts (a 4xx, never an
@@ -179,7 +187,8 @@ class ChatService:
 
     def run(self, job: Job, on_piece: OnPiece | None = None, gone: threading.Event | None = None) -> Result:
         """Run one job (on the worker); ``gone`` set by the caller abandons it with `ClientGone`."""
-        lm = CancellableLM(self.pipeline.lm, gone or threading.Event())
+        model = BatchedLM(self.batcher) if self.batcher is not None else self.pipeline.lm
+        lm = CancellableLM(model, gone or threading.Event())
         lm.check()  # the client left while the request waited in the queue
         try:
             if job.retrieval:
