@@ -74,3 +74,30 @@ def test_multi_step_bench_on_hotpotqa_writes_results_summary_and_report(data_dir
     assert "max_steps=3" in report and "## Steps (multi-step answers)" in report
     assert all(f"| {p} |" in report for p in POLICIES)
     assert "| quco |" in done.stdout
+
+
+COMMITTED_RUN = "docs/benchmarks/hotpotqa_dev_distractor_500-ms3-60"  # the README's multi-step benchmark
+
+
+def test_report_only_rebuilds_the_committed_multi_step_run(tmp_path, repo_root, data_dir):
+    """The README's multi-step table is what `--report-only` derives from the committed results, Steps table included."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(repo_root / COMMITTED_RUN, out)
+    committed = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    (out / "summary.json").unlink()
+    (out / "REPORT.md").unlink()
+    cfg = json.loads((out / "run.json").read_text(encoding="utf-8"))["config"]
+    cmd = [sys.executable, "-m", "rag.cli", "bench", "--report-only", "--dataset", cfg["dataset"], "--limit", "60",
+           "--max-steps", str(cfg["max_steps"]), "--policies", ",".join(cfg["policies"]),
+           "--corpus-index", cfg["trigger_options"]["corpus_index"], "--out", str(out), "--data-dir", str(data_dir)]
+    done = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["steps"] == committed["steps"]
+    assert [(r["policy"], r["accuracy"], r["retrieval_rate"]) for r in s["policies"]] == \
+        [(r["policy"], r["accuracy"], r["retrieval_rate"]) for r in committed["policies"]]
+    steps = {r["policy"]: r for r in s["steps"]}
+    assert steps["always"]["multi_step_answers"] > 0 and steps["token-confidence"]["fired_later_answers"] > 0
+    assert "## Steps (multi-step answers)" in (out / "REPORT.md").read_text(encoding="utf-8")
