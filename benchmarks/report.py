@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from benchmarks.bootstrap import LEVEL, RESAMPLES, SEED, resample_weights
 from benchmarks.costs import COST_KEYS, add
 from benchmarks.metrics import METRICS, score_answer
+from benchmarks.multistep import step_rows, step_table
 from benchmarks.plots import plot
 from benchmarks.policies import FIXED_POLICIES, outcome, step_scores, sweep_cuts, sweepable
 from benchmarks.quality import Questions, curves, policy_rows, signal_columns, signal_rows, strip_private
@@ -92,7 +93,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
         "bootstrap": {"resamples": resamples, "seed": seed, "level": LEVEL, "unit": "question"},
         "references": q.references(), "policies": strip_private(policy_rows(q, policies, base)), "sweeps": sweeps,
         "curves": curves(q, policies, columns), "signals": strip_private(signal_rows(q, columns)),
-        "catches": {"unique": unique, "counts": fix_counts},
+        "catches": {"unique": unique, "counts": fix_counts}, "steps": step_rows(records, policies),
         "performance": {"benchmark_wall_seconds": wall, "policy_seconds": alone, "sum_of_policies_seconds": sum(alone.values()),
                         "costliest_policy": costliest, "ratio_to_costliest": wall / alone[costliest] if alone[costliest] else None},
     }
@@ -229,6 +230,12 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
             "triggers): (area under the trigger's accuracy-vs-retrieval curve over all its thresholds − random's) / "
             "(oracle's − random's); 1 = oracle, 0 = random, < 0 = worse than random (`benchmarks/gain.py`).", "",
             other_metrics_table(summary), ""]
+    if summary.get("steps"):
+        out += ["## Steps (multi-step answers)", "",
+                "Per policy: steps per answer, answers longer than one step, where the trigger fired (*step ≥ 2*: "
+                "mid-answer, FLARE's case; a fired step retrieves while the retrieval budget lasts), the question "
+                "check (QuCo) before the first step, step scores stored as \"inf\"/\"-inf\" (an empty draft) and why "
+                "each answer ended.", "", step_table(summary["steps"], summary["questions"]), ""]
     if plots:
         out += ["## Accuracy against retrieval rate and cost", "", f"![accuracy vs retrieval]({plots[0]})", "",
                 "Each curve sweeps one trigger's threshold over every observed score (derived from the cached "
@@ -258,7 +265,9 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
             f"- Whole benchmark (every policy, every sweep point), question processing: {perf['benchmark_wall_seconds']:.1f} s",
             f"- Sum of running each policy separately: {perf['sum_of_policies_seconds']:.1f} s",
             f"- Costliest single policy ({perf['costliest_policy']}): {perf['policy_seconds'][perf['costliest_policy']]:.1f} s",
-            f"- Ratio whole benchmark / costliest policy: {_f(ratio)} (target ≤ 1.3)"]
+            f"- Ratio whole benchmark / costliest policy: {_f(ratio)} " +
+            ("(multi-step: every policy runs for real, so the benchmark costs the sum of its policies)"
+             if summary.get("steps") else "(target ≤ 1.3)")]
     if run.get("setup_seconds") is not None:
         out.append(f"- Setup (model load, index build), last session: {run['setup_seconds']:.1f} s")
     for study in sorted(out_dir.glob("study_*.md")):

@@ -217,7 +217,10 @@ class QuestionRunner:
             first = ans.steps[0].signal if ans.steps and not ans.pre_retrieval else None
             out[name] = {"text": ans.text, "retrieved": ans.retrieved, "costs": ans.costs.to_dict(),
                          "first_step": signal_dict(first, details=False) if first else None,
-                         "pre_fired": bool(ans.pre_check and ans.pre_check.fired)}
+                         "pre_fired": bool(ans.pre_check and ans.pre_check.fired),
+                         "steps": [{"fired": s.fired, "score": json_float(s.signal.score) if s.signal else None}
+                                   for s in ans.steps],
+                         "stop_reason": ans.stop_reason}
         return out
 
 

@@ -23,8 +23,8 @@ from rag.errors import UsageError
 from rag.lm import Generation, LanguageModel, Prompt
 from rag.prompts import PromptTemplates
 from rag.query import form_query
-from rag.steps import REPETITION, SentenceEnd, StepEnd, loop_end, truncate
-from rag.streaming import AnswerText, StepStream, StopHold, accepts, can_stream, first_stop
+from rag.steps import REPETITION, SentenceEnd, StepEnd, first_stop, loop_end, truncate
+from rag.streaming import AnswerText, StepStream, StopHold, accepts, can_stream
 from rag.trace import Answer, Costs, StepTrace
 from retrievers.base import Passage, Retriever, check_k
 from triggers.base import Signal, StepState, Trigger

@@ -97,7 +97,7 @@ def held_by_stops(text: str, stops: Sequence[str]) -> int:
 
 
 def first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
-    """The earliest stop string in ``text`` and where it starts."""
+    """Where the earliest stop string starts in ``text`` and which one (the shorter one on a tie), or None."""
     hits = [(text.find(s), s) for s in stops if s and s in text]
     return min(hits) if hits else None
 

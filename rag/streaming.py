@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Sequence
 
-from rag.steps import StepEnd, held_by_stops
+from rag.steps import StepEnd, first_stop, held_by_stops
 
 Sink = Callable[[str], None]
 
@@ -85,12 +85,6 @@ class StepStream:
         if not final_text.startswith(self.sent):
             raise RuntimeError(f"streamed text {self.sent!r} is not a prefix of the step {final_text!r}")
         self.feed(final_text[len(self.sent):])
-
-
-def first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
-    """Where the earliest stop string starts in ``text`` (the shorter one on a tie), or None."""
-    hits = [(text.find(s), s) for s in stops if s and s in text]
-    return min(hits) if hits else None
 
 
 class StopHold:

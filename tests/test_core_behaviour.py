@@ -27,7 +27,12 @@ def test_always_answers_from_the_corpus(default_lm, demo_bm25):
 def test_never_does_not_retrieve(default_lm, demo_bm25):
     a = AdaptiveRAG(default_lm, demo_bm25, Never()).answer(OPEC)
     assert a.costs.retriever_calls == 0 and not a.retrieved
-    assert a.costs.lm_calls == len(a.steps) and a.costs.generated_tokens > 0
+    # one LM call per draft: each accepted step's, plus the draft that showed the answer was over when the
+    # loop stopped on one it did not keep (the model ended the answer, or only repeated an earlier step)
+    last = a.steps[-1].generation
+    discarded = a.stop_reason in ("end of answer", "repetition") and not (last.finished or last.stop)
+    assert a.costs.lm_calls == len(a.steps) + discarded
+    assert a.costs.generated_tokens > 0
 
 
 @pytest.mark.parametrize("aggregation", ["min_prob", "mean_logprob", "max_entropy", "flare"])
