@@ -9,10 +9,6 @@ class ModelError(ValueError):
     """The model cannot be loaded (unknown id/path while offline, missing GGUF file)."""
 
 
-class StopRow(Exception):
-    """raised by an on_text callback to end that row only"""
-
-
 @dataclass(frozen=True)
 class Prompt:
     """A chat prompt plus an assistant prefix that generation continues.

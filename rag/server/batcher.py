@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from rag.lm import Generation, StopRow, Usage
+from rag.lm import CANCELLED, Generation, StopRow, Usage
 from rag.steps import truncate
 
 OnText = Callable[[int, str], None]
@@ -144,7 +144,7 @@ class MicroBatcher:
         for row, cut in call.stopped.items():
             i, j = divmod(row, call.n)
             g = gens[i][j]
-            gens[i][j] = truncate(g, min(cut, len(g.text)), self.lm.detokenize, stop="cancelled")
+            gens[i][j] = truncate(g, min(cut, len(g.text)), self.lm.detokenize, stop=CANCELLED)
         return gens
 
     # -- the batcher thread -----------------------------------------------------------------
