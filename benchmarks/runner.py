@@ -244,18 +244,21 @@ class QuestionRunner:
     def _warm(self, questions: list[str]) -> list[tuple[dict, dict]]:
         """Per question, the caches `run` reads (drafts, searches), holding the closed-book draft, the
         search with its masked query and the draft with those passages, each computed for all at once."""
-        caches: list[tuple[dict, dict]] = [({}, {}) for _ in questions]
+        drafts: list[dict] = [{} for _ in questions]
+        searches: list[dict] = [{} for _ in questions]
         prompts = [self.loop.step_prompt(q) for q in questions]
-        for (drafts, _), prompt, g, cost in zip(caches, prompts, *draft_shares(self.loop, prompts)):
-            drafts[()] = (g, prompt, cost.to_dict())
-        queries = [self._query(q, drafts[()][0]) for q, (drafts, _) in zip(questions, caches)]
-        for (_, searches), query, found, cost in zip(caches, queries, *search_shares(self.retriever, queries, self.config.k)):
-            searches[query] = (found, cost.to_dict())
-        todo = [(c, q, c[1][query][0]) for c, q, query in zip(caches, questions, queries) if c[1][query][0]]
+        closed, costs = draft_shares(self.loop, prompts)
+        for cache, prompt, g, cost in zip(drafts, prompts, closed, costs):
+            cache[()] = (g, prompt, cost.to_dict())
+        queries = [self._query(q, g) for q, g in zip(questions, closed)]
+        found, costs = search_shares(self.retriever, queries, self.config.k)
+        for cache, query, passages, cost in zip(searches, queries, found, costs):
+            cache[query] = (passages, cost.to_dict())
+        todo = [(cache, q, passages) for cache, q, passages in zip(drafts, questions, found) if passages]
         prompts = [self.loop.step_prompt(q, passages) for _, q, passages in todo]
-        for ((drafts, _), _, passages), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
-            drafts[tuple(p.id for p in passages)] = (g, prompt, cost.to_dict())
-        return caches
+        for (cache, _, passages), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
+            cache[tuple(p.id for p in passages)] = (g, prompt, cost.to_dict())
+        return list(zip(drafts, searches))
 
 
 # -- the run folder: manifest, append-only results, resume ------------------------------------------

@@ -155,6 +155,6 @@ def iter_answers(rag: StepAPI, questions: Sequence[str], *, batch_size: int = DE
         driver.search([runs[i] for i in joining])
         active += joining
         driver.round([runs[i] for i in active])
-        for i in [i for i in active if runs[i].done]:  # a run at its step budget ends in the next round
+        for i in [i for i in active if runs[i].done]:
             active.remove(i)
             yield i, runs[i].answer()

@@ -76,9 +76,9 @@ class LoopConfig:
 class AdaptiveRAG:
     """Answer questions, retrieving only when the trigger says the model does not know.
 
-    The per-step API (`step_prompt`, `draft`, `step_state`) is what `answer` is made of and what the
-    benchmark runner calls directly; `draft` takes a list of prompts so that many questions' steps
-    can be decoded in one call.
+    The per-step API (`step_prompt`, `draft`, `step_state`) is what a question's run (`rag.run.QuestionRun`)
+    is made of and what the benchmark runner calls directly; `answer` drives one run, `answer_many`
+    many in lock-step, `draft` decoding every active question's step in one call.
     """
 
     def __init__(self, lm: LanguageModel, retriever: Retriever | None, trigger: Trigger,

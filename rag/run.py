@@ -113,15 +113,23 @@ class QuestionRun:
 
     def next_step(self) -> tuple[Prompt, int | None] | None:
         """The prompt and token budget (None: the step's own) of the next draft; None once the answer has ended."""
-        cfg = self.rag.config
-        if not self.done and len(self.steps) >= cfg.max_steps:
-            self.done = True  # stop_reason stays "step budget"
-        budget = None if cfg.answer_tokens is None else cfg.answer_tokens - self.spent
-        if not self.done and budget is not None and budget <= 0:
-            self._end("token budget")
         if self.done:
             return None
-        return self.rag.step_prompt(self.question, self.context, self.accepted, self.history), budget
+        return self.rag.step_prompt(self.question, self.context, self.accepted, self.history), self._budget()
+
+    def _budget(self) -> int | None:
+        """Tokens left of the caller's answer budget (None: no such budget)."""
+        cfg = self.rag.config
+        return None if cfg.answer_tokens is None else cfg.answer_tokens - self.spent
+
+    def _check_budgets(self) -> None:
+        """End the answer when no step may follow: the step budget (stop_reason stays "step budget"),
+        then the caller's token budget."""
+        budget = self._budget()
+        if len(self.steps) >= self.rag.config.max_steps:
+            self.done = True
+        elif budget is not None and budget <= 0:
+            self._end("token budget")
 
     def take_draft(self, draft: Generation, prompt: Prompt) -> None:
         """Score the step's draft (``prompt`` drafted it); a fired trigger asks for a search."""
@@ -161,6 +169,8 @@ class QuestionRun:
             self._end(REPETITION)
         elif not trace.text.strip():
             self._end("empty step")
+        else:
+            self._check_budgets()
 
     def _end(self, reason: str) -> None:
         self.stop_reason, self.done = reason, True

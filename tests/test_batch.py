@@ -120,3 +120,15 @@ def test_bench_runner_batched_multi_step_equals_one_by_one(tiny_lm, demo_bm25):
     runner = QuestionRunner(tiny_lm, demo_bm25, {"token-confidence": TokenConfidence()}, cfg)
     alone = [runner.run(ex) for ex in examples]
     assert [_without_timing(r) for r in runner.run_many(examples)] == [_without_timing(r) for r in alone]
+
+
+def test_run_questions_writes_a_batched_run_once_per_question(tiny_lm, demo_bm25, tmp_path):
+    from benchmarks.datasets import QAExample
+    from benchmarks.runner import QuestionRunner, read_results, run_questions
+
+    examples = [QAExample(str(i), q, ("x",)) for i, q in enumerate(QUESTIONS)]
+    runner = QuestionRunner(tiny_lm, demo_bm25, {"token-confidence": TokenConfidence()},
+                            LoopConfig(max_steps=1, step_tokens=4, sentence_steps=False))
+    done = {"1"}  # already in the run folder: skipped
+    assert run_questions(runner, examples, tmp_path, done, progress=False, batch_size=2) == 3
+    assert [r["id"] for r in read_results(tmp_path)] == ["0", "2", "3"] and done == {"0", "1", "2", "3"}

@@ -345,7 +345,7 @@ def test_retrieve_many_equals_retrieve_per_query(small_docs, flat_index):
         many = retrieve_many(retriever, queries, 5)
         alone = [retriever.retrieve(q, 5) for q in queries]
         assert [[p.id for p in ps] for ps in many] == [[p.id for p in ps] for ps in alone]
-        assert [[p.score for p in ps] for ps in many] == pytest.approx([[p.score for p in ps] for ps in alone], rel=1e-5)
+        assert [p.score for ps in many for p in ps] == pytest.approx([p.score for ps in alone for p in ps], rel=1e-5)
     assert retrieve_many(flat, [], 5) == []
     with pytest.raises(RetrieverError):
         flat.retrieve_many(["ok", "   "], 5)
