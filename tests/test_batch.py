@@ -1,6 +1,8 @@
 """Many questions at once (rag/batch.py): batched answers equal one-by-one answers, costs add up."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from rag.batch import _apportion, split_call
@@ -25,6 +27,22 @@ def trace_of(a) -> dict:
     return d
 
 
+def assert_same(x, y, where: str = "") -> None:
+    """Equal, floats up to the last bits a padded batch may move (texts, tokens, ids and flags exactly)."""
+    if isinstance(x, float) and isinstance(y, float):
+        assert math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-5) or x == y, f"{where}: {x} != {y}"
+    elif isinstance(x, dict) and isinstance(y, dict):
+        assert x.keys() == y.keys(), where
+        for k in x:
+            assert_same(x[k], y[k], f"{where}.{k}")
+    elif isinstance(x, list) and isinstance(y, list):
+        assert len(x) == len(y), f"{where}: {len(x)} != {len(y)} items"
+        for i, (a, b) in enumerate(zip(x, y)):
+            assert_same(a, b, f"{where}[{i}]")
+    else:
+        assert x == y, f"{where}: {x!r} != {y!r}"
+
+
 @pytest.fixture(scope="module")
 def demo_bm25(demo_docs):
     return build_retriever("bm25", demo_docs, progress=False)
@@ -36,7 +54,7 @@ def test_answer_many_equals_answer_on_the_default_model(default_lm, demo_bm25):
     before = default_lm.usage.snapshot()
     together = rag.answer_many(QUESTIONS, batch_size=3)  # 4 questions through 3 slots: one joins mid-way
     used = default_lm.usage.since(before)
-    assert [trace_of(a) for a in together] == [trace_of(a) for a in alone]
+    assert_same([trace_of(a) for a in together], [trace_of(a) for a in alone])
     # the test is only worth something if it covers both decisions and a multi-step answer
     assert any(s.fired for a in alone for s in a.steps) and any(not s.fired for a in alone for s in a.steps)
     assert max(len(a.steps) for a in alone) > 1
@@ -55,7 +73,7 @@ def test_budgets_and_retrieval_cap_batched_on_a_tiny_model(tiny_lm, demo_bm25):
     qs = QUESTIONS[:4]
     alone = [trace_of(rag.answer(q)) for q in qs]
     for size in (1, 2, 4, 9):
-        assert [trace_of(a) for a in rag.answer_many(qs, batch_size=size)] == alone
+        assert_same([trace_of(a) for a in rag.answer_many(qs, batch_size=size)], alone, f"batch {size}")
     assert {a["stop_reason"] for a in alone} == {"token budget"}
 
 
@@ -107,7 +125,7 @@ def test_bench_runner_batched_equals_question_by_question(default_lm, demo_bm25)
     runner = QuestionRunner(default_lm, demo_bm25, {"token-confidence": TokenConfidence()}, LoopConfig(max_steps=1))
     alone = [runner.run(ex) for ex in examples]
     batched = runner.run_many(examples)
-    assert [_without_timing(r) for r in batched] == [_without_timing(r) for r in alone]
+    assert_same([_without_timing(r) for r in batched], [_without_timing(r) for r in alone])
     assert all(r["rag"]["passage_ids"] for r in batched)  # the RAG branch was computed in the batch
 
 
@@ -119,7 +137,7 @@ def test_bench_runner_batched_multi_step_equals_one_by_one(tiny_lm, demo_bm25):
     cfg = LoopConfig(max_steps=2, step_tokens=4, sentence_steps=False)
     runner = QuestionRunner(tiny_lm, demo_bm25, {"token-confidence": TokenConfidence()}, cfg)
     alone = [runner.run(ex) for ex in examples]
-    assert [_without_timing(r) for r in runner.run_many(examples)] == [_without_timing(r) for r in alone]
+    assert_same([_without_timing(r) for r in runner.run_many(examples)], [_without_timing(r) for r in alone])
 
 
 def test_run_questions_writes_a_batched_run_once_per_question(tiny_lm, demo_bm25, tmp_path):
