@@ -80,12 +80,12 @@ def check_out_dir(out_dir: Path) -> None:
 def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path | None, limit: int | None = None, *, lm: Any = None,
                   index: str | None = None, progress: bool = True, metric: str = "contains", command: str = "",
                   report_only: bool = False, retriever_options: dict[str, Any] | None = None,
-                  log_every: int = 0, concurrency: int | None = None) -> dict[str, Any]:
+                  log_every: int = 0, concurrency: int | None = None, batch_size: int = 1) -> dict[str, Any]:
     """Run what is missing of ``config`` in ``out_dir`` (resuming), then write every report file.
     ``retriever_options``: Elasticsearch's ``es_url``/``es_index``/``es_mode``/``es_ca_file``;
     ``log_every``: without a progress bar, a line on stderr every N questions; ``concurrency``: requests
-    in flight for an ``openai:`` model (not part of ``config``: it changes the speed, not the results).
-    Returns the summary."""
+    in flight for an ``openai:`` model; ``batch_size``: questions computed together (neither is part of
+    ``config``: they change the speed, not the results). Returns the summary."""
     examples = load_examples(config, data_dir, limit)
     paths = None if index else corpus_files(config, data_dir)
     if report_only:
@@ -94,7 +94,7 @@ def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path | None, lim
     with writer_lock(out_dir):
         records = prepare_run_dir(out_dir, config)
         _run_missing(config, out_dir, data_dir, examples, records, paths, lm, index, progress, command,
-                     retriever_options or {}, log_every, concurrency)
+                     retriever_options or {}, log_every, concurrency, batch_size)
         return _report(read_results(out_dir, check=True), examples, config, out_dir, metric)
 
 
@@ -104,7 +104,8 @@ def read_existing(out_dir: Path, config: BenchConfig) -> list[dict]:
 
 def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, examples: list[QAExample], records: list[dict],
                  paths: list[str] | None, lm: Any, index: str | None, progress: bool, command: str,
-                 retriever_options: dict[str, Any], log_every: int, concurrency: int | None = None) -> None:
+                 retriever_options: dict[str, Any], log_every: int, concurrency: int | None = None,
+                 batch_size: int = 1) -> None:
     """Open the retriever, model and triggers only when some question is still missing."""
     manifest_path = out_dir / MANIFEST
     run = read_run_manifest(out_dir)
@@ -121,7 +122,7 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
         run.update(command=command, setup_seconds=time.perf_counter() - t0, thresholds=thresholds_of(triggers),
                    data_dir=str(data_dir) if data_dir else None, model_name=getattr(lm, "name", config.model))
         write_json_atomic(manifest_path, run)
-        run_questions(runner, examples, out_dir, done, progress=progress, log_every=log_every)
+        run_questions(runner, examples, out_dir, done, progress=progress, log_every=log_every, batch_size=batch_size)
     elif command and not run.get("command"):
         run["command"] = command
         write_json_atomic(manifest_path, run)

@@ -207,10 +207,12 @@ QUESTION_FILE_SUFFIXES = (".jsonl", ".json", ".csv")
 ANSWER_FIELDS = ("golden_answers", "answers", "answer")  # FlashRAG's name first
 
 
-def _file_answers(rec: _Record, csv_row: bool) -> tuple[str, ...]:
+def _file_answers(rec: _Record, csv_row: bool, need: bool = True) -> tuple[str, ...]:
     """The reference answers of a user record: a list, or one string. In a CSV cell a JSON list
-    (``["Paris", "City of Paris"]``) or answers separated by ``|``."""
+    (``["Paris", "City of Paris"]``) or answers separated by ``|``. None there and not ``need``: ()."""
     name = next((f for f in ANSWER_FIELDS if f in rec), None)
+    if name is None and not need:
+        return ()
     if name is None:
         raise DatasetError(f"{rec.where}: no answers (expected a field {' or '.join(map(repr, ANSWER_FIELDS))})")
     value = rec[name]
@@ -228,10 +230,11 @@ def _file_answers(rec: _Record, csv_row: bool) -> tuple[str, ...]:
     return _answers(value, rec)
 
 
-def load_questions_file(path: str | os.PathLike) -> list[QAExample]:
+def load_questions_file(path: str | os.PathLike, answers: bool = True) -> list[QAExample]:
     """A user's QA file in file order: JSONL (one object per line) or CSV with a header, either
     optionally gzipped. Fields: ``question``; ``golden_answers`` (FlashRAG), ``answers`` or
-    ``answer``; ``id`` optional (default ``<file stem>:<n>``, n counting from 0) and unique."""
+    ``answer`` (optional when not ``answers``: `arag ask --questions`); ``id`` optional (default
+    ``<file stem>:<n>``, n counting from 0) and unique."""
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"{p}: {'not a file' if p.exists() else 'questions file not found'}")
@@ -252,7 +255,7 @@ def load_questions_file(path: str | os.PathLike) -> list[QAExample]:
             raise DatasetError(f"{rec.where}: duplicate id {qid!r} (first at {seen[qid]})")
         seen[qid] = rec.where
         meta = {k: v for k, v in rec.items() if k not in ("id", "question", *ANSWER_FIELDS)}
-        out.append(QAExample(qid, question.strip(), _file_answers(rec, is_csv), meta))
+        out.append(QAExample(qid, question.strip(), _file_answers(rec, is_csv, answers), meta))
     if not out:
         raise DatasetError(f"{p}: no questions in the file")
     return out

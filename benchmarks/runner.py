@@ -32,8 +32,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from benchmarks.costs import LedgerState, Meter, add, zero
 from benchmarks.datasets import QAExample
-from corpora.atomic import write_json_atomic
+from corpora.atomic import complete_lines, write_json_atomic
 from corpora.jsonfloat import json_float, json_text
+from rag.batch import draft_shares, search_shares
 from rag.lm import ModelError
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.query import form_query
@@ -184,14 +185,16 @@ class QuestionRunner:
             entry["rag"] = self._rag(question, g, drafts, retrievals)
         return entry
 
-    def run(self, ex: QAExample) -> dict[str, Any]:
+    def run(self, ex: QAExample, drafts: dict | None = None, retrievals: dict | None = None,
+            live: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One question's record; ``drafts``/``retrievals``/``live``: what `run_many` computed for it in a batch."""
         t0 = time.perf_counter()
         q = ex.question.strip()
-        drafts: dict = {}
-        retrievals: dict = {}
+        drafts = {} if drafts is None else drafts
+        retrievals = {} if retrievals is None else retrievals
         record: dict[str, Any] = {"id": ex.id, "question": q, "answers": list(ex.answers)}
         if self.config.max_steps > 1:
-            record["live"] = self._live(q)
+            record["live"] = live if live is not None else self._live([q])[0]
         else:
             pre = {name: e for name, t in self.triggers.items() if (e := self._pre_branch(q, t, drafts, retrievals))}
             g, prompt, cost = self._draft(q, [], drafts)
@@ -206,22 +209,59 @@ class QuestionRunner:
         record["wall_seconds"] = time.perf_counter() - t0
         return record
 
-    def _live(self, question: str) -> dict[str, Any]:
-        """Multi-step answers: run each policy for real (``never`` always, for the correctness labels)."""
+    def _live(self, questions: list[str]) -> list[dict[str, Any]]:
+        """Multi-step answers: run each policy for real (``never`` always, for the correctness labels),
+        the questions together (`AdaptiveRAG.answer_many`: the same answers as one by one)."""
         from triggers import Always
 
         policies: dict[str, Trigger] = {"never": Never(), "always": Always(), **self.triggers}
-        out = {}
+        out: list[dict[str, Any]] = [{} for _ in questions]
         for name, trig in policies.items():
-            ans = AdaptiveRAG(self.lm, self.retriever, trig, config=self.config).answer(question)
-            first = ans.steps[0].signal if ans.steps and not ans.pre_retrieval else None
-            out[name] = {"text": ans.text, "retrieved": ans.retrieved, "costs": ans.costs.to_dict(),
-                         "first_step": signal_dict(first, details=False) if first else None,
-                         "pre_fired": bool(ans.pre_check and ans.pre_check.fired),
-                         "steps": [{"fired": s.fired, "score": json_float(s.signal.score) if s.signal else None}
-                                   for s in ans.steps],
-                         "stop_reason": ans.stop_reason}
+            loop = AdaptiveRAG(self.lm, self.retriever, trig, config=self.config)
+            for entry, ans in zip(out, loop.answer_many(questions, batch_size=len(questions))):
+                first = ans.steps[0].signal if ans.steps and not ans.pre_retrieval else None
+                entry[name] = {"text": ans.text, "retrieved": ans.retrieved, "costs": ans.costs.to_dict(),
+                               "first_step": signal_dict(first, details=False) if first else None,
+                               "pre_fired": bool(ans.pre_check and ans.pre_check.fired),
+                               "steps": [{"fired": s.fired, "score": json_float(s.signal.score) if s.signal else None}
+                                         for s in ans.steps],
+                               "stop_reason": ans.stop_reason}
         return out
+
+    def run_many(self, examples: Sequence[QAExample]) -> list[dict[str, Any]]:
+        """`run` for each example, with their LM calls batched and each record equal to `run`'s but
+        for costs' seconds and generated-token shares (rag/batch.py). Single-step: the closed-book
+        drafts in one call, their searches in one, the RAG drafts in one; they warm the per-question
+        caches and `run` takes it from there. Multi-step: each policy's answers through `answer_many`.
+        A record's ``wall_seconds`` is the batch's wall time divided evenly."""
+        t0 = time.perf_counter()
+        qs = [ex.question.strip() for ex in examples]
+        if self.config.max_steps > 1:
+            records = [self.run(ex, live=live) for ex, live in zip(examples, self._live(qs))]
+        else:
+            records = [self.run(ex, drafts, retrievals) for ex, (drafts, retrievals) in zip(examples, self._warm(qs))]
+        for r in records:
+            r["wall_seconds"] = (time.perf_counter() - t0) / len(records)
+        return records
+
+    def _warm(self, questions: list[str]) -> list[tuple[dict, dict]]:
+        """Per question, the caches `run` reads (drafts, searches), holding the closed-book draft, the
+        search with its masked query and the draft with those passages, each computed for all at once."""
+        drafts: list[dict] = [{} for _ in questions]
+        searches: list[dict] = [{} for _ in questions]
+        prompts = [self.loop.step_prompt(q) for q in questions]
+        closed, costs = draft_shares(self.loop, prompts)
+        for cache, prompt, g, cost in zip(drafts, prompts, closed, costs):
+            cache[()] = (g, prompt, cost.to_dict())
+        queries = [self._query(q, g) for q, g in zip(questions, closed)]
+        found, costs = search_shares(self.retriever, queries, self.config.k)
+        for cache, query, passages, cost in zip(searches, queries, found, costs):
+            cache[query] = (passages, cost.to_dict())
+        todo = [(cache, q, passages) for cache, q, passages in zip(drafts, questions, found) if passages]
+        prompts = [self.loop.step_prompt(q, passages) for _, q, passages in todo]
+        for (cache, _, passages), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
+            cache[tuple(p.id for p in passages)] = (g, prompt, cost.to_dict())
+        return list(zip(drafts, searches))
 
 
 # -- the run folder: manifest, append-only results, resume ------------------------------------------
@@ -230,23 +270,13 @@ def read_results(out_dir: Path, repair: bool = False, check: bool = False) -> li
     dropped (and cut off the file when ``repair``), so the resumed run redoes that question once.
     ``check``: each record must have the fields the report reads (`_check_record`)."""
     path = out_dir / RESULTS
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data) and repair:
-        with path.open("r+b") as fh:
-            fh.truncate(end)
     records = []
-    # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and friends, which JSON
-    # strings written with ensure_ascii=False may contain (model output does)
-    for lineno, line in enumerate(data[:end].decode("utf-8").split("\n"), 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-                records.append(_check_record(rec, f"{path}:{lineno}") if check else rec)
-            except json.JSONDecodeError as exc:
-                raise BenchError(f"{path}:{lineno}: malformed result line ({exc.msg} at column {exc.colno})") from None
+    for lineno, line in complete_lines(path, repair):
+        try:
+            rec = json.loads(line)
+            records.append(_check_record(rec, f"{path}:{lineno}") if check else rec)
+        except json.JSONDecodeError as exc:
+            raise BenchError(f"{path}:{lineno}: malformed result line ({exc.msg} at column {exc.colno})") from None
     return records
 
 
@@ -312,27 +342,35 @@ def writer_lock(out_dir: Path) -> Iterator[None]:
 
 def run_questions(runner: QuestionRunner | Callable[[QAExample], dict], examples: Iterable[QAExample], out_dir: Path,
                   done: set[str], progress: bool = True, on_record: Callable[[dict], None] | None = None,
-                  log_every: int = 0) -> int:
+                  log_every: int = 0, batch_size: int = 1) -> int:
     """Run the examples not in ``done``, appending one flushed JSON line each; returns how many ran.
     ``progress`` draws a bar (a terminal); ``log_every=N`` prints a plain line every N questions
-    instead (a log file or CI, where a bar is noise and silence looks like a hang)."""
+    instead (a log file or CI, where a bar is noise and silence looks like a hang); ``batch_size``:
+    questions a `QuestionRunner` computes together (`QuestionRunner.run_many`)."""
     from tqdm import tqdm
 
     todo = [e for e in examples if e.id not in done]
-    run = runner.run if isinstance(runner, QuestionRunner) else runner
+    if isinstance(runner, QuestionRunner):
+        run_many = (lambda batch: [runner.run(batch[0])]) if batch_size == 1 else runner.run_many
+    else:
+        run_many, batch_size = (lambda batch: [runner(batch[0])]), 1
     n, t0 = 0, time.perf_counter()
-    with (out_dir / RESULTS).open("a", encoding="utf-8") as fh:
-        for ex in tqdm(todo, desc="questions", unit="q", disable=not progress, mininterval=2.0):
+    with (out_dir / RESULTS).open("a", encoding="utf-8") as fh, \
+            tqdm(total=len(todo), desc="questions", unit="q", disable=not progress, mininterval=2.0) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
             try:
-                record = run(ex)
+                records = run_many(batch)
             except ModelError as exc:  # e.g. a question longer than the model's context
-                raise BenchError(f"question {ex.id}: {exc}") from None
-            fh.write(json_text(record, default=str) + "\n")
-            fh.flush()
-            done.add(ex.id)
-            n += 1
-            if on_record is not None:
-                on_record(record)
-            if log_every and not progress and (n % log_every == 0 or n == len(todo)):
-                print(f"arag bench: {n}/{len(todo)} questions ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                raise BenchError(f"question {batch[0].id if len(batch) == 1 else 'among ' + ', '.join(e.id for e in batch)}: {exc}") from None
+            for record in records:
+                fh.write(json_text(record, default=str) + "\n")
+                fh.flush()
+                done.add(record["id"])
+                n += 1
+                bar.update()
+                if on_record is not None:
+                    on_record(record)
+                if log_every and not progress and (n % log_every == 0 or n == len(todo)):
+                    print(f"arag bench: {n}/{len(todo)} questions ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return n

@@ -140,3 +140,20 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     """`write_text_atomic` of ``obj`` as indented JSON (non-ASCII kept, unknown types as ``str``)."""
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
+
+
+def complete_lines(path: str | Path, repair: bool = False) -> list[tuple[int, str]]:
+    """(line number, text) of the non-blank complete lines of an append-only file (results written one
+    flushed line at a time). A writer killed mid-line leaves a partial last line: it is dropped, and
+    cut off the file when ``repair``, so a resumed run redoes that item once. Lines split on "\\n"
+    only: str.splitlines() also breaks at U+2028, U+0085 and friends, which JSON strings written with
+    ensure_ascii=False may contain (model output does)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data) and repair:
+        with path.open("r+b") as fh:
+            fh.truncate(end)
+    return [(n, line) for n, line in enumerate(data[:end].decode("utf-8").split("\n"), 1) if line.strip()]

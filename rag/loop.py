@@ -22,12 +22,13 @@ from typing import Any, Callable, Sequence
 from rag.errors import UsageError
 from rag.lm import Generation, LanguageModel, Prompt
 from rag.prompts import PromptTemplates
-from rag.query import form_query
-from rag.steps import REPETITION, SentenceEnd, StepEnd, first_stop, loop_end, truncate
+from rag.steps import REPETITION, SentenceEnd, StepEnd, loop_end, truncate
+from rag.batch import DEFAULT_BATCH_SIZE, iter_answers
+from rag.run import QuestionRun
 from rag.streaming import AnswerText, StepStream, StopHold, accepts, can_stream
-from rag.trace import Answer, Costs, StepTrace
+from rag.trace import Answer, Costs
 from retrievers.base import Passage, Retriever, check_k
-from triggers.base import Signal, StepState, Trigger
+from triggers.base import StepState, Trigger
 
 # Defaults of the repetition controls, chosen on the default model (SmolLM2-135M-Instruct): with passages
 # in the prompt it looped ("Paris, the City of the City of …") without them; no_repeat_ngram_size=3 gave
@@ -72,16 +73,12 @@ class LoopConfig:
             raise UsageError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
 
 
-def _token_table(g: Generation) -> list[dict]:
-    return [{"token": t, "logprob": lp, "entropy": h} for t, lp, h in zip(g.tokens, g.logprobs, g.entropies)]
-
-
 class AdaptiveRAG:
     """Answer questions, retrieving only when the trigger says the model does not know.
 
-    The per-step API (`step_prompt`, `draft`, `step_state`) is what `answer` is made of and what the
-    benchmark runner calls directly; `draft` takes a list of prompts so that many questions' steps
-    can be decoded in one call.
+    The per-step API (`step_prompt`, `draft`, `step_state`) is what a question's run (`rag.run.QuestionRun`)
+    is made of and what the benchmark runner calls directly; `answer` drives one run, `answer_many`
+    many in lock-step, `draft` decoding every active question's step in one call.
     """
 
     def __init__(self, lm: LanguageModel, retriever: Retriever | None, trigger: Trigger,
@@ -168,11 +165,6 @@ class AdaptiveRAG:
         costs.retriever_calls += 1
         return self.retriever.retrieve(query, self.config.k)
 
-    def _reuse_or_retrieve(self, state: StepState, costs: Costs) -> list[Passage]:
-        """The passages a trigger already searched for this step's query, else a new search."""
-        searched = state.searched()
-        return list(searched) if searched is not None else self._retrieve(state.query or state.question, costs)
-
     # -- the loop --------------------------------------------------------------------------
     def answer(self, question: str, *, history: Sequence[tuple[str, str]] = (), retrieval_query: str | None = None,
                on_text: Callable[[str], None] | None = None) -> Answer:
@@ -185,10 +177,7 @@ class AdaptiveRAG:
         passages (or drafted when no retrieval is possible any more) streams token by token when the
         model supports ``on_text``; a draft that the trigger accepts arrives as one piece.
         """
-        if not isinstance(question, str) or not question.strip():
-            raise UsageError("question is empty")
-        question = question.strip()
-        base_query = retrieval_query.strip() if retrieval_query and retrieval_query.strip() else question
+        run = QuestionRun(self, question, history, retrieval_query)
         cfg = self.config
         out = AnswerText(on_text) if on_text is not None else None
         held = StopHold(out.feed, cfg.answer_stops) if out is not None and cfg.answer_stops else None
@@ -196,83 +185,49 @@ class AdaptiveRAG:
         streaming = out is not None and can_stream(self.lm)
         t0 = time.perf_counter()
         before = self.lm.usage.snapshot()
-        costs = Costs()
-        retrievals = 0
-        context: list[Passage] = []
-        pre_retrieval: list[Passage] = []
-
-        pre_state = self.step_state(question, "", None, -1, self.templates.build(question), base_query)
-        pre = self.trigger.check_question(pre_state)
-        costs.retriever_calls += pre_state.retriever_calls
-        if pre is not None and pre.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
-            pre_retrieval = context = self._reuse_or_retrieve(pre_state, costs)
-            retrievals += 1
 
         def stream() -> StepStream | None:
             return StepStream(feed, self._stops() or (), self.step_end) if streaming else None
 
-        accepted = ""
-        steps: list[StepTrace] = []
-        stop_reason, stop_hit, spent = "step budget", None, 0
-        for index in range(cfg.max_steps):
-            budget = None if cfg.answer_tokens is None else cfg.answer_tokens - spent
-            if budget is not None and budget <= 0:
-                stop_reason = "token budget"
-                break
+        run.check()
+        if run.search is not None:
+            run.found(self._retrieve(run.search, run.costs))
+        while (step := run.next_step()) is not None:
+            prompt, budget = step
             # no retrieval possible: the draft will be accepted whatever the trigger says, so stream it
-            final_stream = stream() if self.retriever is None or retrievals >= cfg.max_retrievals else None
-            prompt = self.step_prompt(question, context, accepted, history)
+            final_stream = stream() if not run.can_retrieve else None
             draft = self.draft([prompt], final_stream, budget)[0]
-            if index > 0 and draft.finished and not draft.text.strip():
-                stop_reason = "end of answer"  # the model ended the answer: nothing left to check or retrieve for
+            run.take_draft(draft, prompt)
+            if run.done:
                 break
-            if index > 0 and draft.text.strip() in {s.text.strip() for s in steps}:
-                stop_reason = REPETITION  # the step says again what an earlier one said: the model is looping
-                break
-            query = form_query(base_query, draft, getattr(self.lm, "detokenize", None), cfg.mask_below)
-            state = self.step_state(question, accepted, draft, index, prompt, query)
-            signal: Signal = self.trigger.score(state)
-            costs.retriever_calls += state.retriever_calls  # searches a trigger made to decide
-            trace = StepTrace(index=index, draft=draft.text, signal=signal, fired=signal.fired,
-                              draft_tokens=_token_table(draft))
+            if run.search is not None:
+                run.found(self._retrieve(run.search, run.costs))
             final = draft
-            if signal.fired and self.retriever is not None and retrievals < cfg.max_retrievals:
-                trace.query = query
-                trace.passages = self._reuse_or_retrieve(state, costs)
-                retrievals += 1
-                if trace.passages:
-                    context = trace.passages
-                    final_stream = stream()
-                    final = self.draft([self.step_prompt(question, context, accepted, history)], final_stream,
-                                       budget)[0]
-            trace.generation = final
+            if run.regenerate is not None:
+                final_stream = stream()
+                final = self.draft([run.regenerate], final_stream, budget)[0]
             if final_stream is not None:
                 final_stream.finish(final.text)
             elif feed is not None:
                 feed(final.text)
-            hit = first_stop(accepted + final.text, cfg.answer_stops)  # the caller's stop may span two steps
-            whole = accepted + final.text if hit is None else (accepted + final.text)[:hit[0]]
-            trace.text, accepted = whole[len(accepted):], whole
-            steps.append(trace)
-            spent += len(final.token_ids)
-            stop_hit = hit[1] if hit else (final.stop if final.stop in cfg.answer_stops else None)
-            if stop_hit is not None:
-                stop_reason = "stop string"
-                break
-            if final.finished:
-                stop_reason = "end of answer"
-                break
-            if final.stop == REPETITION:
-                stop_reason = REPETITION
-                break
-            if not trace.text.strip():
-                stop_reason = "empty step"
-                break
+            run.accept(final)
         if held is not None:
-            held.finish(accepted)
-        usage = self.lm.usage.since(before)
+            held.finish(run.accepted)
+        usage, costs = self.lm.usage.since(before), run.costs
         costs.lm_calls, costs.prompt_tokens, costs.generated_tokens = usage.calls, usage.prompt_tokens, usage.generated_tokens
         costs.seconds = time.perf_counter() - t0
-        return Answer(question=question, text=accepted.strip(), steps=steps, costs=costs, pre_check=pre,
-                      pre_retrieval=pre_retrieval, trigger=getattr(self.trigger, "name", type(self.trigger).__name__),
-                      stop_reason=stop_reason, stop_string=stop_hit)
+        return run.answer()
+
+    def answer_many(self, questions: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
+                    retrieval_queries: Sequence[str | None] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> list[Answer]:
+        """Answer many questions, ``batch_size`` of them decoded together step by step (rag/batch.py):
+        greedy answers equal `answer`'s, in the order of ``questions``. ``retrieval_queries``: per
+        question, what `answer`'s ``retrieval_query`` would be; ``progress(done, total)`` after each answer."""
+        out: list[Answer | None] = [None] * len(questions)
+        for done, (i, answer) in enumerate(iter_answers(self, questions, batch_size=batch_size,
+                                                        retrieval_queries=retrieval_queries), 1):
+            out[i] = answer
+            if progress is not None:
+                progress(done, len(questions))
+        return [a for a in out if a is not None]

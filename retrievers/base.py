@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 
 class RetrieverError(ValueError):
@@ -31,6 +31,14 @@ class Retriever(Protocol):
     """Anything that maps a query to its k best passages, best first."""
 
     def retrieve(self, query: str, k: int = 5) -> list[Passage]: ...
+
+
+def retrieve_many(retriever: Retriever, queries: Sequence[str], k: int = 5) -> list[list[Passage]]:
+    """The k best passages of each query: in one search where the retriever has ``retrieve_many``
+    (FAISS embeds and searches all queries at once), else one ``retrieve`` per query (bm25s itself
+    scores one query at a time, so BM25 gains nothing from a batch)."""
+    many = getattr(retriever, "retrieve_many", None)
+    return many(list(queries), k) if many is not None else [retriever.retrieve(q, k) for q in queries]
 
 
 def check_k(k: int) -> int:

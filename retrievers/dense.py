@@ -130,10 +130,17 @@ class DenseRetriever(IndexDirectory):
 
     def retrieve(self, query: str, k: int = 5) -> list[Passage]:
         """The k most similar passages (all of them when k exceeds the corpus, for flat), best first."""
+        return self.retrieve_many([query], k)[0]
+
+    def retrieve_many(self, queries: Sequence[str], k: int = 5) -> list[list[Passage]]:
+        """`retrieve` for each query, the queries embedded in one batch and searched in one FAISS call
+        (a query's scores may differ from its `retrieve`'s in the last float bits: padding)."""
         check_k(k)
-        vector = self.encoder.encode([check_query(query)])
-        scores, ids = self.search(vector, k)
-        return [to_passage(self.docs[i], s) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        if not queries:
+            return []
+        vectors = self.encoder.encode([check_query(q) for q in queries])
+        scores, ids = self.search(vectors, k)
+        return [[to_passage(self.docs[i], s) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
 
     def manifest(self) -> Manifest:
         return Manifest(

@@ -90,13 +90,17 @@ class HybridRetriever(IndexDirectory):
         return self.sparse.corpus_fingerprint
 
     def retrieve(self, query: str, k: int = 5) -> list[Passage]:
+        return self.retrieve_many([query], k)[0]
+
+    def retrieve_many(self, queries: Sequence[str], k: int = 5) -> list[list[Passage]]:
+        """`retrieve` for each query; the dense side embeds and searches them all at once."""
         check_k(k)
-        check_query(query)
+        for q in queries:
+            check_query(q)
         depth = max(k, self.pool)
-        fused = reciprocal_rank_fusion(
-            {"bm25": self.sparse.retrieve(query, depth), "faiss": self.dense.retrieve(query, depth)}, self.rrf_k
-        )
-        return fused[:k]
+        dense = self.dense.retrieve_many(queries, depth) if queries else []
+        return [reciprocal_rank_fusion({"bm25": self.sparse.retrieve(q, depth), "faiss": d}, self.rrf_k)[:k]
+                for q, d in zip(queries, dense)]
 
     def manifest(self) -> Manifest:
         return Manifest(

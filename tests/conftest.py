@@ -39,6 +39,20 @@ def default_lm():
 
 
 @pytest.fixture(scope="session")
+def tiny_lm(default_lm):
+    """A 2-layer random Llama with the default model's tokenizer: fast, deterministic, nonsense (loop mechanics)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rag.hf_model import HFLanguageModel
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(default_lm.tokenizer), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048)
+    return HFLanguageModel(LlamaForCausalLM(cfg), default_lm.tokenizer, name="tiny-random")
+
+
+@pytest.fixture(scope="session")
 def demo_docs():
     from corpora.demo import demo_documents
 

@@ -10,7 +10,6 @@ import torch
 
 from corpora.documents import Document
 from rag.errors import UsageError
-from rag.hf_model import HFLanguageModel
 from rag.lm import Generation
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.query import form_query
@@ -22,17 +21,6 @@ DOCS = [
     Document(id="d2", title="Lyon", text="Lyon is a city in France on the Rhone."),
     Document(id="d3", title="Berlin", text="Berlin is the capital of Germany."),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(default_lm):
-    """A 2-layer random Llama with the default model's tokenizer: fast, deterministic, nonsense."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(default_lm.tokenizer), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048)
-    return HFLanguageModel(LlamaForCausalLM(cfg), default_lm.tokenizer, name="tiny-random")
 
 
 @pytest.fixture(scope="module")

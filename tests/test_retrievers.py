@@ -331,3 +331,21 @@ def test_embedding_model_loads_from_its_wheel_and_leaves_the_environment_alone()
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"shape": [2, 384], "changed": []}
+
+
+def test_retrieve_many_equals_retrieve_per_query(small_docs, flat_index):
+    """FAISS embeds and searches the queries together, hybrid fuses per query, BM25 falls back to a
+    loop: each gives every query what `retrieve` gives it (dense scores up to padding's last bits)."""
+    from retrievers.base import retrieve_many
+
+    flat, _ = flat_index
+    bm25 = build_retriever("bm25", small_docs, progress=False)
+    queries = ["who got the first nobel prize in physics", "opec members", "capital of france and its largest city"]
+    for retriever in (flat, bm25, HybridRetriever(bm25, flat)):
+        many = retrieve_many(retriever, queries, 5)
+        alone = [retriever.retrieve(q, 5) for q in queries]
+        assert [[p.id for p in ps] for ps in many] == [[p.id for p in ps] for ps in alone]
+        assert [p.score for ps in many for p in ps] == pytest.approx([p.score for ps in alone for p in ps], rel=1e-5)
+    assert retrieve_many(flat, [], 5) == []
+    with pytest.raises(RetrieverError):
+        flat.retrieve_many(["ok", "   "], 5)

@@ -3,15 +3,23 @@ from __future__ import annotations
 
 import argparse
 
-from rag.cli.common import add_pipeline_args, build_pipeline, check_trigger_flags
+from rag.cli.common import add_batch_size_arg, add_pipeline_args, build_pipeline, check_trigger_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="answer a question, retrieving only when the trigger fires",
                        description="Answer a question. With no --index/--corpus the shipped demo corpus is used.")
-    p.add_argument("question", help="the question")
+    p.add_argument("question", nargs="?", help="the question (or --questions FILE)")
     add_pipeline_args(p)
     p.add_argument("--json", action="store_true", help="print exactly one JSON object (answer, retrieved, steps, costs)")
+    g = p.add_argument_group("many questions (--questions FILE --out FILE)")
+    g.add_argument("--questions", metavar="FILE", help="JSONL or CSV (.gz too) with a question field (id and answers "
+                   "optional, as for `arag bench --questions`): answer them all")
+    g.add_argument("--out", metavar="FILE", help="JSONL to append one answer to per question (the --json object plus "
+                   "the question's id); questions already in it are skipped, so rerunning resumes")
+    add_batch_size_arg(g)
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar (default: when stderr is a terminal)")
     p.set_defaults(func=run)
 
 
@@ -19,6 +27,14 @@ def run(args: argparse.Namespace) -> int:
     from rag.errors import UsageError
     from rag.trace import json_text
 
+    if (args.question is None) == (args.questions is None):
+        raise UsageError("give a question or --questions FILE (not both)")
+    if args.questions is not None:
+        from rag.cli.ask_many import run_file
+
+        return run_file(args)
+    if args.out is not None:
+        raise UsageError("--out applies to --questions FILE")
     if not args.question.strip():
         raise UsageError("question is empty")
     check_trigger_flags(args, args.trigger)

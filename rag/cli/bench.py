@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from rag.cli.common import add_elasticsearch_args, add_model_args, add_trigger_options, positive_int, show_progress
+from rag.cli.common import add_batch_size_arg, add_elasticsearch_args, add_model_args, add_trigger_options, positive_int, show_progress
 from retrievers.kinds import RETRIEVER_KINDS
 
 DEFAULT_POLICIES = "never,always,token-confidence"
@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the results already in --out")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
+    add_batch_size_arg(p)
     p.set_defaults(func=run)
 
 
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_benchmark(config, out, data_dir, args.limit, index=args.index, progress=progress,
                                 metric=args.metric, command=command_line("bench"), report_only=args.report_only,
                                 retriever_options=retriever_options(args), log_every=log_every(args),
-                                concurrency=args.concurrency)
+                                concurrency=args.concurrency, batch_size=args.batch_size)
     print(policy_table(summary))
     print(f"\nreport: {out / 'REPORT.md'}")
     return 0

@@ -56,6 +56,13 @@ def add_elasticsearch_args(g: argparse._ActionsContainer, mode_help: str) -> Non
     g.add_argument("--es-ca-file", default=None, metavar="PEM", help="CA certificate(s) to trust for an https:// Elasticsearch URL (or $ARAG_ES_CA_FILE)")
 
 
+def add_batch_size_arg(p: argparse._ActionsContainer) -> None:
+    from rag.batch import DEFAULT_BATCH_SIZE
+
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                   help="questions decoded together, step by step; the answers are the same (default: %(default)s)")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="hub id, local folder or .gguf file, or openai:BASE_URL/MODEL "
                    "for an OpenAI-compatible server (default: SmolLM2-135M-Instruct from its wheel)")

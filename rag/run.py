@@ -1,0 +1,183 @@
+"""One question's way through the loop (rag/loop.py's docstring) as a state machine that a driver feeds.
+
+The run decides; the driver generates and searches. `AdaptiveRAG.answer` drives one run and streams
+its text; `rag.batch.iter_answers` drives many in lock-step (one draft call for every active run,
+one search for every run that fired, one regeneration call). Both make the same decisions because
+they are the same code, so a batched answer's trace equals the one-by-one answer's.
+
+A driver's round, per run:
+
+    check()                          once, before the first step (the check on the question alone)
+    search set?  ─► found(passages)  the driver searched ``search`` (a trigger may have already)
+    next_step() ─► (prompt, budget)  None once the answer has ended
+    take_draft(draft)                may end the answer (the model stopped, or repeats a step)
+    search set?  ─► found(passages)
+    regenerate set? the driver regenerates the step with it, else the draft is final
+    accept(final)
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+from rag.errors import UsageError
+from rag.lm import Generation, LanguageModel, Prompt
+from rag.prompts import PromptTemplates
+from rag.query import form_query
+from rag.steps import REPETITION, first_stop
+from rag.trace import Answer, Costs, StepTrace
+from retrievers.base import Passage, Retriever
+from triggers.base import Signal, StepState, Trigger
+
+
+class StepAPI(Protocol):
+    """What a run uses of `rag.loop.AdaptiveRAG` (declared here: the loop imports this module)."""
+
+    lm: LanguageModel
+    retriever: Retriever | None
+    trigger: Trigger
+    templates: PromptTemplates
+    config: Any  # rag.loop.LoopConfig
+
+    def step_prompt(self, question: str, context: Sequence[Passage] = (), accepted: str = "",
+                    history: Sequence[tuple[str, str]] = ()) -> Prompt: ...
+
+    def step_state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt: Prompt,
+                   query: str | None = None) -> StepState: ...
+
+    def draft(self, prompts: Sequence[Prompt], stream: Any = None, budget: int | None = None) -> list[Generation]: ...
+
+
+def _token_table(g: Generation) -> list[dict]:
+    return [{"token": t, "logprob": lp, "entropy": h} for t, lp, h in zip(g.tokens, g.logprobs, g.entropies)]
+
+
+class QuestionRun:
+    """The state of one answer between the driver's calls (see the module docstring)."""
+
+    def __init__(self, rag: StepAPI, question: str, history: Sequence[tuple[str, str]] = (),
+                 retrieval_query: str | None = None) -> None:
+        if not isinstance(question, str) or not question.strip():
+            raise UsageError("question is empty")
+        self.rag = rag
+        self.question = question.strip()
+        self.history = history
+        self.base_query = retrieval_query.strip() if retrieval_query and retrieval_query.strip() else self.question
+        self.costs = Costs()
+        self.retrievals = 0
+        self.context: list[Passage] = []
+        self.pre: Signal | None = None
+        self.pre_retrieval: list[Passage] = []
+        self.accepted = ""
+        self.steps: list[StepTrace] = []
+        self.stop_reason, self.stop_hit, self.spent = "step budget", None, 0
+        self.done = False
+        self.search: str | None = None  # a query the driver must search, then hand the passages to `found`
+        self.regenerate: Prompt | None = None  # the step's prompt with passages: the driver regenerates with it
+        self.draft: Generation | None = None  # the current step's draft
+        self._trace: StepTrace | None = None
+
+    @property
+    def can_retrieve(self) -> bool:
+        """Whether a fired trigger would still retrieve (a retriever and retrieval budget left)."""
+        return self.rag.retriever is not None and self.retrievals < self.rag.config.max_retrievals
+
+    def check(self) -> None:
+        """The check on the question alone, before any draft; a fired check asks for a search."""
+        rag = self.rag
+        state = rag.step_state(self.question, "", None, -1, rag.templates.build(self.question), self.base_query)
+        self.pre = rag.trigger.check_question(state)
+        self.costs.retriever_calls += state.retriever_calls
+        if self.pre is not None and self.pre.fired and self.can_retrieve:
+            self._retrieve_for(state)
+
+    def _retrieve_for(self, state: StepState) -> None:
+        """Reuse the passages a trigger already searched for this state's query, else ask the driver."""
+        self.retrievals += 1
+        searched = state.searched()
+        if searched is not None:
+            self.found(list(searched))
+        else:
+            self.search = state.query or state.question
+
+    def found(self, passages: list[Passage]) -> None:
+        """The passages of the pending search: they become the context of this and later steps."""
+        self.search = None
+        if self._trace is None:  # the check before the first step
+            self.pre_retrieval = self.context = passages
+            return
+        self._trace.passages = passages
+        if passages:
+            self.context = passages
+            self.regenerate = self.rag.step_prompt(self.question, self.context, self.accepted, self.history)
+
+    def next_step(self) -> tuple[Prompt, int | None] | None:
+        """The prompt and token budget (None: the step's own) of the next draft; None once the answer has ended."""
+        if self.done:
+            return None
+        return self.rag.step_prompt(self.question, self.context, self.accepted, self.history), self._budget()
+
+    def _budget(self) -> int | None:
+        """Tokens left of the caller's answer budget (None: no such budget)."""
+        cfg = self.rag.config
+        return None if cfg.answer_tokens is None else cfg.answer_tokens - self.spent
+
+    def _check_budgets(self) -> None:
+        """End the answer when no step may follow: the step budget (stop_reason stays "step budget"),
+        then the caller's token budget."""
+        budget = self._budget()
+        if len(self.steps) >= self.rag.config.max_steps:
+            self.done = True
+        elif budget is not None and budget <= 0:
+            self._end("token budget")
+
+    def take_draft(self, draft: Generation, prompt: Prompt) -> None:
+        """Score the step's draft (``prompt`` drafted it); a fired trigger asks for a search."""
+        rag, index = self.rag, len(self.steps)
+        if index > 0 and draft.finished and not draft.text.strip():
+            return self._end("end of answer")  # the model ended the answer: nothing left to check or retrieve for
+        if index > 0 and draft.text.strip() in {s.text.strip() for s in self.steps}:
+            return self._end(REPETITION)  # the step says again what an earlier one said: the model is looping
+        query = form_query(self.base_query, draft, getattr(rag.lm, "detokenize", None), rag.config.mask_below)
+        state = rag.step_state(self.question, self.accepted, draft, index, prompt, query)
+        signal = rag.trigger.score(state)
+        self.costs.retriever_calls += state.retriever_calls  # searches a trigger made to decide
+        self.draft = draft
+        self._trace = StepTrace(index=index, draft=draft.text, signal=signal, fired=signal.fired,
+                                draft_tokens=_token_table(draft))
+        if signal.fired and self.can_retrieve:
+            self._trace.query = query
+            self._retrieve_for(state)
+
+    def accept(self, final: Generation) -> None:
+        """The step's final text (the draft, or its regeneration with passages) joins the answer."""
+        trace, stops = self._trace, self.rag.config.answer_stops
+        assert trace is not None, "accept() before take_draft()"
+        trace.generation = final
+        hit = first_stop(self.accepted + final.text, stops)  # the caller's stop may span two steps
+        whole = self.accepted + final.text if hit is None else (self.accepted + final.text)[:hit[0]]
+        trace.text, self.accepted = whole[len(self.accepted):], whole
+        self.steps.append(trace)
+        self._trace, self.draft, self.regenerate = None, None, None
+        self.spent += len(final.token_ids)
+        self.stop_hit = hit[1] if hit else (final.stop if final.stop in stops else None)
+        if self.stop_hit is not None:
+            self._end("stop string")
+        elif final.finished:
+            self._end("end of answer")
+        elif final.stop == REPETITION:
+            self._end(REPETITION)
+        elif not trace.text.strip():
+            self._end("empty step")
+        else:
+            self._check_budgets()
+
+    def _end(self, reason: str) -> None:
+        self.stop_reason, self.done = reason, True
+
+    def answer(self) -> Answer:
+        """The finished answer (the driver has filled in the LM costs and seconds)."""
+        trigger = self.rag.trigger
+        return Answer(question=self.question, text=self.accepted.strip(), steps=self.steps, costs=self.costs,
+                      pre_check=self.pre, pre_retrieval=self.pre_retrieval,
+                      trigger=getattr(trigger, "name", type(trigger).__name__), stop_reason=self.stop_reason,
+                      stop_string=self.stop_hit)

@@ -1,0 +1,33 @@
+"""benchmarks/perf_batch.py runs end to end (a smoke test on the tiny hub model and 4 questions; the
+real measurement is the 64-question run its docstring names, on an idle machine)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import TINY_HUB_ID
+
+
+def test_perf_batch_smoke(tiny_hub_env, data_dir, tmp_path, repo_root):
+    out = tmp_path / "perf.json"
+    env = {**tiny_hub_env, "ARAG_DATA_DIR": str(data_dir)}
+    r = subprocess.run([sys.executable, "-m", "benchmarks.perf_batch", "--limit", "4", "--batch-sizes", "1,2",
+                        "--model", TINY_HUB_ID, "--out", str(out)], cwd=repo_root, env=env, capture_output=True,
+                       text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "× sequential" in r.stdout
+    figures = json.loads(out.read_text())
+    assert figures["questions"] == 4 and [b["batch"] for b in figures["batches"]] == [1, 2]
+    for b in figures["batches"]:
+        assert b["questions_per_s"] > 0 and b["vs_sequential"] > 0
+        assert b["ceiling_prompts_per_s"] > 0 and b["peak_rss_mib"] > 0
+        assert 0 <= b["same_answer"] <= 1 and 0 <= b["same_trace"] <= b["same_answer"]
+    assert figures["batches"][0]["ceiling_vs_batch_1"] == 1.0
+    assert figures["batches"][0]["same_trace"] == 1.0  # batch 1 decodes exactly as `answer` does
+
+
+def test_perf_batch_rejects_bad_batch_sizes(repo_root):
+    r = subprocess.run([sys.executable, "-m", "benchmarks.perf_batch", "--batch-sizes", "4,x"], cwd=repo_root,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--batch-sizes" in r.stderr and "Traceback" not in r.stderr
