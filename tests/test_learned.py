@@ -1,0 +1,167 @@
+"""The learned trigger (issue 12 part 3): fitted on a real tiny benchmark run with cheap signals, written
+as JSON, loaded by name, scoring only its own signals on real step states."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks.learn import clamp, fit_logistic, finite_ranges, labels, raw_features, to_model
+from rag.cli import main
+from rag.registry import build_trigger
+from triggers import TriggerConfigError
+from triggers.learned import Feature, LearnedTrigger, parse_model, read_model
+
+SIGNALS = ("msp", "perplexity", "mean-entropy", "question-length", "retrieval-top1")
+POLICIES = ("never", "always", *SIGNALS)
+LIMIT = 16
+
+
+@pytest.fixture(scope="module")
+def cheap_run(tmp_path_factory, default_lm, data_dir):
+    """A real `arag bench` run (default model, BM25 over NQ-open-oracle's passages) of the cheap signals,
+    made with the session's model; the CLI below finds it complete and loads no model."""
+    from benchmarks.bench import run_benchmark
+    from benchmarks.datasets import default_corpus_choice
+    from benchmarks.runner import BenchConfig, read_results
+
+    out = tmp_path_factory.mktemp("learned") / "run"
+    config = BenchConfig(dataset="nq_open_oracle", policies=POLICIES, corpus=default_corpus_choice("nq_open_oracle"))
+    run_benchmark(config, out, data_dir, LIMIT, lm=default_lm, progress=False)
+    return out, read_results(out)
+
+
+def _bm25(demo_docs):
+    from retrievers import build_retriever
+
+    return build_retriever("bm25", demo_docs, progress=False)
+
+
+def _fitted(records, label="helps"):
+    from benchmarks.bootstrap import resample_weights
+    from benchmarks.quality import Questions
+    from benchmarks.report import Scorer
+
+    scorer = Scorer()
+    q = Questions(records, lambda r, t: scorer(r, t)["contains"], resample_weights(len(records), 0))
+    x = raw_features(records, SIGNALS)
+    ranges = finite_ranges(x, SIGNALS)
+    pipe, cv = fit_logistic(clamp(x, ranges), labels(q, label), folds=3)
+    return pipe, to_model(pipe, SIGNALS, {s: {} for s in SIGNALS}, ranges, label, threshold=0.3), x, ranges, cv
+
+
+@pytest.mark.slow
+def test_the_files_formula_is_sklearns_predict_proba(cheap_run):
+    _, records = cheap_run
+    pipe, model, x, ranges, cv = _fitted(records, "needed" if _few_helps(records) else "helps")
+    expected = pipe.predict_proba(clamp(x, ranges))[:, 1]
+    got = [model.probability(row) for row in x]
+    assert got == pytest.approx(expected.tolist(), abs=1e-9)
+    assert cv["chosen_C"] in cv["C_grid"] and len(cv["mean_roc_auc"]) == len(cv["C_grid"])
+    again = parse_model(json.loads(json.dumps(model.to_json())))  # JSON round trip
+    assert [again.probability(row) for row in x] == pytest.approx(got, abs=1e-12)
+
+
+def _few_helps(records) -> bool:
+    from benchmarks.metrics import score_answer
+
+    helps = sum(1 for r in records[0::2] if not score_answer(r["closed_book"]["text"], r["answers"])["contains"]
+                and score_answer(r["rag"]["text"], r["answers"])["contains"])
+    return helps < 2
+
+
+def test_non_finite_scores_map_to_the_training_range():
+    f = Feature("msp", {}, mean=2.0, scale=1.0, coefficient=1.0, train_min=0.5, train_max=9.0)
+    assert (f.finite(math.inf), f.finite(-math.inf), f.finite(math.nan), f.finite(3.0)) == (9.0, 0.5, 2.0, 3.0)
+    x = np.array([[math.inf], [-math.inf], [math.nan], [1.0]])
+    assert clamp(x, [(0.5, 9.0, 2.0)])[:, 0].tolist() == [9.0, 0.5, 2.0, 1.0]
+
+
+@pytest.mark.slow
+def test_calibrate_learn_writes_a_model_that_loads_and_scores_only_its_signals(cheap_run, tmp_path, capsys, default_lm,
+                                                                              demo_docs, data_dir, monkeypatch):
+    out, records = cheap_run
+    label = "needed" if _few_helps(records) else "helps"
+    dest = tmp_path / "model.json"
+    monkeypatch.setenv("ARAG_DATA_DIR", str(data_dir))
+    code = main(["calibrate", "--learn", "--signals", ",".join(SIGNALS), "--label", label, "--dataset", "nq_open_oracle",
+                 "--limit", str(LIMIT), "--budget", "0.5", "--folds", "3", "--out", str(out), "--write-model", str(dest)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    data = json.loads(dest.read_text())
+    assert [f["signal"] for f in data["features"]] == list(SIGNALS) and data["label"] == label
+    assert {"mean", "scale", "coefficient", "train_min", "train_max", "settings"} <= data["features"][0].keys()
+    assert data["train"]["retrieval_rate"] <= 0.5 and data["budget"] == 0.5
+    assert data["training"]["dataset"] == "nq_open_oracle" and data["cv"]["folds"] <= 3
+    assert {r["signal"] for r in data["held_out"]["signals"]} == {"learned", *SIGNALS}
+    assert "learned" in printed.out and str(dest) in printed.out
+
+    # loaded by name: only its five signals are built; on a real step they cost no LM call and one search
+    from rag.loop import AdaptiveRAG
+
+    trig = build_trigger(f"learned:{dest}", lm=default_lm)
+    assert isinstance(trig, LearnedTrigger) and list(trig.members) == list(SIGNALS)
+    bm25 = _bm25(demo_docs)
+    loop = AdaptiveRAG(default_lm, bm25, trig)
+    question = records[0]["question"]
+    prompt = loop.step_prompt(question)
+    state = loop.step_state(question, "", loop.draft([prompt])[0], 0, prompt, question)
+    before = default_lm.usage.snapshot()
+    sig = trig.score(state)
+    assert default_lm.usage.since(before).calls == 0 and state.retriever_calls == 1
+    model = read_model(dest)
+    assert sig.score == pytest.approx(model.probability([sig.details["features"][s] for s in SIGNALS]))
+    assert sig.fired == (sig.score > model.threshold) and 0 < sig.score < 1
+    # the config file's threshold (as `arag calibrate --trigger learned:PATH --write-config` writes it) wins over the file's
+    assert build_trigger(f"learned:{dest}", lm=default_lm, per_trigger={f"learned:{dest}": {"threshold": 0.99}}).threshold == 0.99
+
+
+@pytest.mark.slow
+def test_a_learned_model_over_p_true_makes_exactly_its_one_call(default_lm, tmp_path):
+    from rag.loop import AdaptiveRAG
+
+    spec = {"format": "arag-learned-trigger/1", "label": "helps", "intercept": 0.0, "threshold": 0.5,
+            "features": [{"signal": "p-true", "settings": {}, "mean": 0.5, "scale": 0.2, "coefficient": 1.0,
+                          "train_min": 0.0, "train_max": 1.0}]}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(spec))
+    trig = build_trigger(f"learned:{path}", lm=default_lm)
+    loop = AdaptiveRAG(default_lm, None, trig)
+    prompt = loop.step_prompt("who got the first nobel prize in physics")
+    state = loop.step_state("who got the first nobel prize in physics", "", loop.draft([prompt])[0], 0, prompt)
+    before = default_lm.usage.snapshot()
+    sig = trig.score(state)
+    assert default_lm.usage.since(before).calls == 1  # P(True)'s forward pass, nothing else
+    p_true_score = sig.details["features"]["p-true"]
+    assert sig.score == pytest.approx(1 / (1 + math.exp(-(p_true_score - 0.5) / 0.2)))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "invalid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
+    ('{"format": "other"}', "not a learned-trigger file (format 'other'"),
+    ('{"format": "arag-learned-trigger/1", "features": []}', "'features' must be a non-empty list"),
+    ('{"format": "arag-learned-trigger/1", "intercept": 0, "threshold": 0.5, "features": [{"signal": "msp", "mean": 0, '
+     '"scale": 0, "coefficient": 1, "train_min": 0, "train_max": 1}]}', "features[0].scale must be positive"),
+    ('{"format": "arag-learned-trigger/1", "intercept": 0, "threshold": 0.5, "features": [{"signal": "msp", "mean": 0, '
+     '"scale": 1, "coefficient": "x", "train_min": 0, "train_max": 1}]}', "features[0].coefficient must be a finite number"),
+    ('{"format": "arag-learned-trigger/1", "intercept": 0, "threshold": 0.5, "features": [{"signal": "nope", "mean": 0, '
+     '"scale": 1, "coefficient": 1, "train_min": 0, "train_max": 1}]}', "unknown trigger 'nope'"),
+])
+def test_a_bad_model_file_is_one_line(tmp_path, text, message):
+    path = tmp_path / "m.json"
+    path.write_text(text)
+    with pytest.raises(TriggerConfigError) as err:
+        build_trigger(f"learned:{path}")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_cli_reports_a_bad_model_file_in_one_line(tmp_path, capsys):
+    path = tmp_path / "m.json"
+    path.write_text("[1, 2]")
+    assert main(["ask", "who?", "--trigger", f"learned:{path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{path}: not a learned-trigger file" in err and "Traceback" not in err
+    assert main(["ask", "who?", "--trigger", f"learned:{tmp_path / 'missing.json'}"]) == 2
+    assert "learned-trigger file not found" in capsys.readouterr().err
