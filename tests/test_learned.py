@@ -16,21 +16,45 @@ from triggers.learned import Feature, LearnedTrigger, parse_model, read_model
 
 SIGNALS = ("msp", "perplexity", "mean-entropy", "question-length", "retrieval-top1")
 POLICIES = ("never", "always", *SIGNALS)
-LIMIT = 16
+# Twelve questions in file order, so that the training half (even positions) holds both classes of both
+# labels with the default model and BM25 over the demo corpus (the NQ-open gold passages): easy ones it
+# answers closed-book (France, gold, …), NQ-open questions where retrieval helps (sword art online,
+# only in my dreams) and NQ-open questions it gets wrong either way.
+QUESTIONS = [
+    ("What is the capital of France?", ["Paris"]),
+    ("who challenged the aristotelian model of a geocentric universe", ["Copernicus"]),
+    ("when does the sword art online movie take place", ["2026", "the year 2026"]),
+    ("How many legs does a spider have?", ["8", "eight"]),
+    ("What is the chemical symbol for gold?", ["Au"]),
+    ("who played jennifer in back to the future", ["Claudia Grace Wells"]),
+    ("who sings the song only in my dreams", ["Debbie Gibson"]),
+    ("What is the capital of Japan?", ["Tokyo"]),
+    ("who came up with the initial concept of protons and neutrons", ["Dmitri Ivanenko", "Werner Heisenberg"]),
+    ("is greenland part of europe or north america", ["North America"]),
+    ("when does season 5 of ruby come out", ["October 14, 2017"]),
+    ("In which country is the Eiffel Tower?", ["France"]),
+]
 
 
 @pytest.fixture(scope="module")
-def cheap_run(tmp_path_factory, default_lm, data_dir):
-    """A real `arag bench` run (default model, BM25 over NQ-open-oracle's passages) of the cheap signals,
-    made with the session's model; the CLI below finds it complete and loads no model."""
+def cheap_run(tmp_path_factory, default_lm):
+    """A real `arag bench` run of the cheap signals on `QUESTIONS` (default model, BM25 over the demo
+    corpus), made with the session's model; returns the folder, the data flags the CLI needs to find
+    it (then complete: no model loads) and the records."""
     from benchmarks.bench import run_benchmark
-    from benchmarks.datasets import default_corpus_choice
-    from benchmarks.runner import BenchConfig, read_results
+    from benchmarks.runner import parse_policies, read_results
+    from corpora.demo import DEMO_CORPUS
+    from rag.cli import build_parser
+    from rag.cli.bench import bench_config
 
-    out = tmp_path_factory.mktemp("learned") / "run"
-    config = BenchConfig(dataset="nq_open_oracle", policies=POLICIES, corpus=default_corpus_choice("nq_open_oracle"))
-    run_benchmark(config, out, data_dir, LIMIT, lm=default_lm, progress=False)
-    return out, read_results(out)
+    root = tmp_path_factory.mktemp("learned")
+    qa = root / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"id": f"q{i}", "question": q, "answers": a}) + "\n" for i, (q, a) in enumerate(QUESTIONS)))
+    data = ["--questions", str(qa), "--corpus", str(DEMO_CORPUS), "--file-order"]
+    args = build_parser().parse_args(["bench", *data, "--policies", ",".join(POLICIES)])
+    out = root / "run"
+    run_benchmark(bench_config(args, parse_policies(args.policies)), out, None, None, lm=default_lm, progress=False)
+    return out, data, read_results(out)
 
 
 def _bm25(demo_docs):
@@ -54,22 +78,14 @@ def _fitted(records, label="helps"):
 
 @pytest.mark.slow
 def test_the_files_formula_is_sklearns_predict_proba(cheap_run):
-    _, records = cheap_run
-    pipe, model, x, ranges, cv = _fitted(records, "needed" if _few_helps(records) else "helps")
+    _, _, records = cheap_run
+    pipe, model, x, ranges, cv = _fitted(records[0::2], "helps")
     expected = pipe.predict_proba(clamp(x, ranges))[:, 1]
     got = [model.probability(row) for row in x]
     assert got == pytest.approx(expected.tolist(), abs=1e-9)
     assert cv["chosen_C"] in cv["C_grid"] and len(cv["mean_roc_auc"]) == len(cv["C_grid"])
     again = parse_model(json.loads(json.dumps(model.to_json())))  # JSON round trip
     assert [again.probability(row) for row in x] == pytest.approx(got, abs=1e-12)
-
-
-def _few_helps(records) -> bool:
-    from benchmarks.metrics import score_answer
-
-    helps = sum(1 for r in records[0::2] if not score_answer(r["closed_book"]["text"], r["answers"])["contains"]
-                and score_answer(r["rag"]["text"], r["answers"])["contains"])
-    return helps < 2
 
 
 def test_non_finite_scores_map_to_the_training_range():
@@ -80,22 +96,21 @@ def test_non_finite_scores_map_to_the_training_range():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("label", ["helps", "needed"])
 def test_calibrate_learn_writes_a_model_that_loads_and_scores_only_its_signals(cheap_run, tmp_path, capsys, default_lm,
-                                                                              demo_docs, data_dir, monkeypatch):
-    out, records = cheap_run
-    label = "needed" if _few_helps(records) else "helps"
+                                                                              demo_docs, label):
+    out, data, records = cheap_run
     dest = tmp_path / "model.json"
-    monkeypatch.setenv("ARAG_DATA_DIR", str(data_dir))
-    code = main(["calibrate", "--learn", "--signals", ",".join(SIGNALS), "--label", label, "--dataset", "nq_open_oracle",
-                 "--limit", str(LIMIT), "--budget", "0.5", "--folds", "3", "--out", str(out), "--write-model", str(dest)])
+    code = main(["calibrate", "--learn", "--signals", ",".join(SIGNALS), "--label", label, *data,
+                 "--budget", "0.5", "--folds", "3", "--out", str(out), "--write-model", str(dest)])
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    data = json.loads(dest.read_text())
-    assert [f["signal"] for f in data["features"]] == list(SIGNALS) and data["label"] == label
-    assert {"mean", "scale", "coefficient", "train_min", "train_max", "settings"} <= data["features"][0].keys()
-    assert data["train"]["retrieval_rate"] <= 0.5 and data["budget"] == 0.5
-    assert data["training"]["dataset"] == "nq_open_oracle" and data["cv"]["folds"] <= 3
-    assert {r["signal"] for r in data["held_out"]["signals"]} == {"learned", *SIGNALS}
+    spec = json.loads(dest.read_text())
+    assert [f["signal"] for f in spec["features"]] == list(SIGNALS) and spec["label"] == label
+    assert {"mean", "scale", "coefficient", "train_min", "train_max", "settings"} <= spec["features"][0].keys()
+    assert spec["train"]["retrieval_rate"] <= 0.5 and spec["budget"] == 0.5
+    assert spec["training"]["dataset"] == "qa" and spec["cv"]["folds"] == 2  # 2 positives of "helps", 2 negatives of "needed"
+    assert {r["signal"] for r in spec["held_out"]["signals"]} == {"learned", *SIGNALS}
     assert "learned" in printed.out and str(dest) in printed.out
 
     # loaded by name: only its five signals are built; on a real step they cost no LM call and one search
@@ -116,6 +131,32 @@ def test_calibrate_learn_writes_a_model_that_loads_and_scores_only_its_signals(c
     assert sig.fired == (sig.score > model.threshold) and 0 < sig.score < 1
     # the config file's threshold (as `arag calibrate --trigger learned:PATH --write-config` writes it) wins over the file's
     assert build_trigger(f"learned:{dest}", lm=default_lm, per_trigger={f"learned:{dest}": {"threshold": 0.99}}).threshold == 0.99
+    if label == "helps":
+        _bench_column(dest, model, records, tmp_path, default_lm)
+
+
+def _bench_column(dest, model, records, tmp_path, default_lm):
+    """`arag bench --policies never,always,learned:PATH`: the column computes its own five signals (one
+    search, no LM call, charged to it) and scores what the cached features give."""
+    from benchmarks.bench import run_benchmark
+    from benchmarks.runner import parse_policies, read_results
+    from corpora.demo import DEMO_CORPUS
+    from rag.cli import build_parser
+    from rag.cli.bench import bench_config
+
+    qa = tmp_path / "two.jsonl"
+    qa.write_text("".join(json.dumps({"id": r["id"], "question": r["question"], "answers": r["answers"]}) + "\n" for r in records[:2]))
+    name = f"learned:{dest}"
+    args = build_parser().parse_args(["bench", "--questions", str(qa), "--corpus", str(DEMO_CORPUS), "--file-order",
+                                      "--policies", f"never,always,{name}"])
+    out = tmp_path / "bench"
+    summary = run_benchmark(bench_config(args, parse_policies(args.policies)), out, None, None, lm=default_lm, progress=False)
+    for rec, cached in zip(read_results(out), records[:2]):
+        sig = rec["signals"][name]
+        assert sig["costs"]["lm_calls"] == 0 and sig["costs"]["retriever_calls"] == 1 and sig["searched"]
+        features = [cached["signals"][s]["score"] for s in SIGNALS]
+        assert sig["score"] == pytest.approx(model.probability([float(x) for x in features]))
+    assert name in summary["sweeps"] and any(row["signal"] == name for row in summary["signals"])
 
 
 @pytest.mark.slow
@@ -165,3 +206,23 @@ def test_the_cli_reports_a_bad_model_file_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and f"{path}: not a learned-trigger file" in err and "Traceback" not in err
     assert main(["ask", "who?", "--trigger", f"learned:{tmp_path / 'missing.json'}"]) == 2
     assert "learned-trigger file not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrate_picks_a_cascade_band_on_an_existing_run(cheap_run, tmp_path, capsys):
+    """`arag calibrate --trigger cascade:CHEAP,COSTLY` on the run above (it holds both members among more
+    policies: reused, no model loads); the band goes to the config file, where the registry finds it."""
+    from rag.config import load_config
+
+    out, data, _ = cheap_run
+    name = "cascade:question-length,retrieval-top1"
+    cfg = tmp_path / "arag.toml"
+    assert main(["calibrate", "--trigger", name, *data, "--out", str(out), "--write-config", str(cfg)]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    result = json.loads((out / "calibration-cascade_question-length_retrieval-top1.json").read_text())
+    band = result["setting"]
+    assert result["calibration"]["costly_share"] <= 0.5 and band["band_lo"] <= band["band_hi"]
+    assert {r["signal"] for r in result["held_out"]["signals"]} == {name, "question-length", "retrieval-top1"}
+    assert "COSTLY computed for" in printed
+    trig = build_trigger(name, per_trigger=load_config(str(cfg))["triggers"])
+    assert (trig.band_lo, trig.band_hi) == (band["band_lo"], band["band_hi"])
