@@ -117,12 +117,13 @@ def calibrate_cascade(records: Sequence[dict], policy: str, metric: str = "conta
         return float(np.mean([r["signals"][name]["costs"]["lm_calls"] for r in recs]))
 
     casc, cost = by.get(policy, {}), by.get(costly, {})
-    reaches = (casc.get("gain") is not None and cost.get("gain_ci") is not None and casc["gain"] >= cost["gain_ci"][0])
+    defined = casc.get("gain") is not None and cost.get("gain_ci") is not None
+    reaches = casc["gain"] >= cost["gain_ci"][0] if defined else None  # None: no gain where retrieval changes nothing
     held_out = {
         "questions": len(recs), "costly_share": float(inside(c, lo, hi).mean()), "signals": rows,
         "decision_lm_calls_per_q": {policy: decision_calls(CASCADE), costly: decision_calls(costly), cheap: decision_calls(cheap)},
         "configured": {policy: aggregate(recs, CASCADE, None, scorer), costly: aggregate(recs, costly, None, scorer)},
-        "gain_within_costly_ci": bool(reaches),
+        "gain_within_costly_ci": reaches,
     }
     return encode_floats({"policy": policy, "metric": metric, "costly_share_limit": share,
                           "setting": {"band_lo": lo, "band_hi": hi},
@@ -142,5 +143,7 @@ def render(result: dict[str, Any]) -> str:
              "|---|---|---|---|---|"]
     lines += [f"| {r['signal']} | {fmt_ci(r['gain'], r['gain_ci'], signed=True)} | {fmt_ci(r['roc_auc_helps'], r['roc_auc_helps_ci'])} "
               f"| {calls.get(r['signal'], 0):.2f} | {vs_best_cell(r, False)} |" for r in held["signals"]]
-    lines.append(f"\ncascade gain within COSTLY's interval: {'yes' if held['gain_within_costly_ci'] else 'no'}")
+    within = held["gain_within_costly_ci"]
+    lines.append("\ncascade gain within COSTLY's interval: " + ("undefined (retrieval changes no held-out answer, or too few do)"
+                                                             if within is None else "yes" if within else "no"))
     return "\n".join(lines)

@@ -90,6 +90,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: int = 0
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if folds < 2:
+        raise BenchError(f"--folds must be at least 2, got {folds}")
     minority = int(min(y.sum(), len(y) - y.sum()))
     if minority < 2:
         raise BenchError(f"the training split has {int(y.sum())} positive and {int(len(y) - y.sum())} negative questions; "

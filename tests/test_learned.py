@@ -226,3 +226,26 @@ def test_calibrate_picks_a_cascade_band_on_an_existing_run(cheap_run, tmp_path, 
     assert "COSTLY computed for" in printed
     trig = build_trigger(name, per_trigger=load_config(str(cfg))["triggers"])
     assert (trig.band_lo, trig.band_hi) == (band["band_lo"], band["band_hi"])
+
+
+@pytest.mark.slow
+def test_the_server_takes_learned_only_from_its_own_command_line(default_lm, tmp_path):
+    """A request's ``arag.trigger`` must not make the server open a file by path; the trigger the server
+    was started with stays usable by name."""
+    from rag.loop import LoopConfig
+    from rag.pipeline import Pipeline
+    from rag.server.errors import APIError
+    from rag.server.service import ChatService
+
+    spec = {"format": "arag-learned-trigger/1", "label": "helps", "intercept": 0.0, "threshold": 0.5,
+            "features": [{"signal": "msp", "settings": {}, "mean": 5.0, "scale": 2.0, "coefficient": 1.0,
+                          "train_min": 0.0, "train_max": 30.0}]}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(spec))
+    own = build_trigger(f"learned:{path}")
+    service = ChatService(Pipeline(lm=default_lm, retriever=None, trigger=own, config=LoopConfig()))
+    assert service.trigger(f"learned:{path}") is own
+    with pytest.raises(APIError) as err:
+        service.trigger(f"learned:{tmp_path / 'other.json'}")
+    assert err.value.status == 400 and err.value.param == "arag.trigger"
+    service.executor.shutdown()
