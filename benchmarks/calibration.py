@@ -86,6 +86,8 @@ def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[
         return setting if policy in ALIASES else {**setting, "aggregation": agg}
     if policy in TRIGGER_THRESHOLDS:
         return {"threshold": TRIGGER_THRESHOLDS[policy](cut)}
+    if policy.startswith("learned:"):  # score = the model's probability, fire when above θ
+        return {"threshold": cut}
     raise BenchError(f"calibration supports token-confidence, {', '.join((*ALIASES, *TRIGGER_THRESHOLDS))}, not {policy!r}")
 
 

@@ -161,7 +161,7 @@ def fmt_ci(value: float | None, ci: list[float] | None, pct: bool = False, signe
     return f"{fmt(value)}{unit} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else f"{fmt(value)}{unit}"
 
 
-def _vs_best(row: dict[str, Any], pct: bool) -> str:
+def vs_best_cell(row: dict[str, Any], pct: bool) -> str:
     best = row.get("vs_best")
     if not best:
         return "–"
@@ -189,7 +189,7 @@ def policy_table(summary: dict[str, Any]) -> str:
         lines.append(f"| {r['policy']} | {_f(r['threshold'])} | {fmt_ci(r['accuracy'], r['accuracy_ci'], True)} | "
                      f"{_pct(r['retrieval_rate'])} | {_pct(r['random_at_rate'])} | {_pct(r['oracle_at_rate'])} | "
                      f"{fmt_ci(r['vs_random'], r['vs_random_ci'], True, signed=True)} | {fmt_ci(r.get('gain'), r.get('gain_ci'), signed=True)} | "
-                     f"{_vs_best(r, True)} | {r['lm_calls_per_q']:.2f} | {r['generated_tokens_per_q']:.1f} | {r['seconds_per_q']:.2f} |")
+                     f"{vs_best_cell(r, True)} | {r['lm_calls_per_q']:.2f} | {r['generated_tokens_per_q']:.1f} | {r['seconds_per_q']:.2f} |")
     return "\n".join(lines)
 
 
@@ -210,7 +210,7 @@ def signal_table(summary: dict[str, Any]) -> str:
     for s in summary["signals"]:
         lines.append(f"| {s['signal']} | {s['n']} | {s['errors']} | {s['helps']} | {fmt_ci(s['roc_auc'], s['roc_auc_ci'])} | "
                      f"{fmt_ci(s['roc_auc_helps'], s['roc_auc_helps_ci'])} | {_f(s['prr'])} | {_f(s['prr_helps'])} | "
-                     f"{fmt_ci(s['gain'], s['gain_ci'], signed=True)} | {fmt_ci(s['area_above_random'], s['area_above_random_ci'], signed=True)} | {_vs_best(s, False)} |")
+                     f"{fmt_ci(s['gain'], s['gain_ci'], signed=True)} | {fmt_ci(s['area_above_random'], s['area_above_random_ci'], signed=True)} | {vs_best_cell(s, False)} |")
     return "\n".join(lines)
 
 

@@ -88,17 +88,20 @@ OPTIONAL_KEYS = ("questions", "questions_sha256", "sources")
 
 
 def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
-    names = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    """Policy names from ``a,b,c`` (a ``cascade:CHEAP,COSTLY`` keeps its second member) or a list."""
+    from rag.registry import split_names, trigger_parts
+    from triggers import TriggerConfigError
+
+    names = [p.strip() for p in (split_names(text) if isinstance(text, str) else text) if p.strip()]
     if not names:
         raise BenchError("no policies given")
     if len(set(names)) != len(names):
         raise BenchError(f"a policy is listed twice: {', '.join(names)}")
-    from rag.registry import TRIGGERS
-
     for name in names:
-        for part in name.split("+"):
-            if part.strip() not in TRIGGERS:
-                raise BenchError(f"unknown policy {part.strip()!r}; choose from {', '.join(TRIGGERS)} (or a+b)")
+        try:
+            trigger_parts(name)
+        except TriggerConfigError as exc:
+            raise BenchError(f"policy {name!r}: {exc}") from None
     return tuple(names)
 
 

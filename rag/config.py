@@ -50,9 +50,21 @@ TRIGGER_KEYS.update({name: {"threshold": _NUMBER} for name in (
     "retrieval-support")})
 TRIGGER_KEYS.update({name: dict(_SAMPLING) for name in ("lexical-similarity", "num-sem-sets", "eigval", "degree")})
 TRIGGER_KEYS["entity-frequency"] = {k: v for k, v in TRIGGER_KEYS["quco"].items() if k != "question_threshold"}
+# Parametrised trigger names (rag.registry.PARAMETRISED): a table per full name, as TOML quotes it,
+# e.g. [triggers."cascade:msp,semantic-entropy"] band_lo = 2.0; its members keep their own tables.
+PARAMETRISED_KEYS: dict[str, dict[str, str]] = {"learned": {"threshold": _NUMBER},
+                                                "cascade": {"band_lo": _NUMBER, "band_hi": _NUMBER}}
 # The loop's settings a config file may hold (flags win over them; see rag.cli.common.loop_options).
 LOOP_KEYS: dict[str, str] = {"repetition_penalty": _NUMBER, "no_repeat_ngram_size": _INT}
 TOP_LEVEL_KEYS = ("triggers", "loop")
+
+
+def table_keys(name: str) -> dict[str, str] | None:
+    """The keys of trigger table ``name`` (``learned:PATH`` and ``cascade:A,B`` by their prefix), or None."""
+    if name in TRIGGER_KEYS:
+        return TRIGGER_KEYS[name]
+    prefix, sep, arg = name.partition(":")
+    return PARAMETRISED_KEYS.get(prefix) if sep and arg.strip() else None
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -113,13 +125,13 @@ def validate_config(data: dict[str, Any], path: Path) -> None:
         raise ConfigError(f"{path}: 'triggers' must be a table of per-trigger tables ([triggers.token-confidence] ...), "
                           f"got {type(triggers).__name__}")
     for name, table in triggers.items():
-        if name not in TRIGGER_KEYS:
+        keys = table_keys(name)
+        if keys is None:
             raise ConfigError(f"{path}: unknown trigger table [triggers.{name}] ({_suggest(name, TRIGGER_KEYS)}"
-                              f"known: {', '.join(TRIGGER_KEYS)})")
+                              f"known: {', '.join(TRIGGER_KEYS)}, \"learned:PATH\", \"cascade:CHEAP,COSTLY\")")
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: triggers.{name} must be a table (e.g. [triggers.{name}] threshold = ...), "
                               f"got {type(table).__name__}")
-        keys = TRIGGER_KEYS[name]
         for key, value in table.items():
             where = f"{path}: [triggers.{name}] {key}"
             if key not in keys:

@@ -3,7 +3,10 @@
 Trigger names: token-confidence, always, never, semantic-entropy, quco; the signals of issue 12
 (draft: msp, perplexity, mean-entropy; samples: lexical-similarity, num-sem-sets, eigval, degree;
 one more call: p-true; question: question-length, entity-frequency; a search first:
-retrieval-top1, retrieval-gap, retrieval-support); ``a+b`` is AnyOf(a, b).
+retrieval-top1, retrieval-gap, retrieval-support); ``a+b`` is AnyOf(a, b). Parametrised names
+(`PARAMETRISED`): ``learned:PATH`` (a fitted model over other signals, `triggers.learned`) and
+``cascade:CHEAP,COSTLY`` (`triggers.cascade`); in a comma-separated list of policies a cascade
+takes the name after it as its COSTLY member (`split_names`).
 Factories of the costlier triggers are imported lazily: `arag ask --trigger never` should not
 load spaCy.
 """
@@ -56,15 +59,83 @@ TRIGGERS: dict[str, Callable[..., Trigger]] = {
 }
 
 
+PARAMETRISED = ("learned", "cascade")
+RUNTIME = ("lm", "tokenizer")  # what a trigger needs from the process, not from settings
+
+
+def parametrised(name: str) -> tuple[str, str] | None:
+    """(prefix, argument) of ``learned:PATH`` / ``cascade:A,B``, else None."""
+    prefix, sep, arg = name.partition(":")
+    return (prefix, arg.strip()) if sep and prefix in PARAMETRISED else None
+
+
+def split_names(text: str) -> list[str]:
+    """A comma-separated list of trigger names, where ``cascade:A,B`` keeps its second member:
+    ``never,cascade:msp,semantic-entropy,p-true`` → never, cascade:msp,semantic-entropy, p-true."""
+    names: list[str] = []
+    pending = False
+    for piece in (p.strip() for p in text.split(",")):
+        if pending:
+            names[-1] += "," + piece
+            pending = False
+        else:
+            names.append(piece)
+            pending = piece.startswith("cascade:") and "," not in piece
+    return names
+
+
+def _check_part(part: str) -> None:
+    param = parametrised(part)
+    if param is None:
+        if part not in TRIGGERS:
+            raise TriggerConfigError(f"unknown trigger {part!r}; choose from {', '.join(TRIGGERS)} "
+                                     "(or a+b, learned:PATH, cascade:CHEAP,COSTLY)")
+        return
+    prefix, arg = param
+    if not arg:
+        raise TriggerConfigError(f"{part!r}: {prefix}: needs {'a file' if prefix == 'learned' else 'CHEAP,COSTLY'}")
+    if prefix == "cascade":
+        members = [m.strip() for m in arg.split(",")]
+        if len(members) != 2 or not all(members):
+            raise TriggerConfigError(f"{part!r}: a cascade is cascade:CHEAP,COSTLY (two trigger names)")
+        for m in members:
+            if m.startswith("cascade:"):
+                raise TriggerConfigError(f"{part!r}: a cascade's member cannot be a cascade")
+            _check_part(m)
+
+
 def trigger_parts(name: str) -> list[str]:
     """The known trigger names of ``a+b``; an empty part (``always+``) or an unknown name is an error."""
-    parts = [p.strip() for p in name.split("+")]
+    whole = parametrised(name.strip())
+    parts = [name.strip()] if whole and whole[0] == "learned" else [p.strip() for p in name.split("+")]  # a path may hold "+"
     if not all(parts):
         raise TriggerConfigError(f"empty trigger name in {name!r}" if name.strip() else "empty trigger name")
     for part in parts:
-        if part not in TRIGGERS:
-            raise TriggerConfigError(f"unknown trigger {part!r}; choose from {', '.join(TRIGGERS)} (or a+b)")
+        _check_part(part)
     return parts
+
+
+def _build_parametrised(part: str, options: dict[str, Any], table: dict[str, Any], per: dict, config_file: str | None) -> Trigger:
+    """``learned:PATH`` or ``cascade:A,B``; ``table``: the part's own config table (``threshold`` /
+    ``band_lo``, ``band_hi``), which explicit options override."""
+    prefix, arg = parametrised(part)
+    merged = {**table, **{k: v for k, v in options.items() if v is not None}}
+    if prefix == "learned":
+        from triggers.learned import load_learned
+
+        runtime = {k: options[k] for k in RUNTIME if k in options}
+        return load_learned(arg, lambda signal, settings: build_trigger(signal, **runtime, **settings),
+                            threshold=merged.get("threshold"), name=part)
+    from triggers.cascade import Cascade
+
+    if merged.get("threshold") is not None:
+        raise TriggerConfigError(f"--threshold is ambiguous for {part}; set the members' thresholds in the config file")
+    if merged.get("band_lo") is None or merged.get("band_hi") is None:
+        raise TriggerConfigError(f"{part} needs a band on its first member's score: band_lo and band_hi "
+                                 f"(`arag calibrate --trigger {part} --write-config FILE` picks them, or --band-lo/--band-hi)")
+    member_options = {k: v for k, v in options.items() if k not in ("threshold", "band_lo", "band_hi")}
+    cheap, costly = (build_trigger(m.strip(), **member_options, per_trigger=per, config_file=config_file) for m in arg.split(","))
+    return Cascade(cheap, costly, merged["band_lo"], merged["band_hi"], name=part)
 
 
 def build_trigger(name: str, **options: Any) -> Trigger:
@@ -81,11 +152,15 @@ def build_trigger(name: str, **options: Any) -> Trigger:
         raise TriggerConfigError("--threshold is ambiguous for a combined trigger; set per-trigger thresholds in the config file")
     built = []
     for part in parts:
-        merged = {**per.get(part, {}), **{k: v for k, v in options.items() if v is not None}}
         try:
+            if parametrised(part):
+                built.append(_build_parametrised(part, options, per.get(part, {}), per, config_file))
+                continue
+            merged = {**per.get(part, {}), **{k: v for k, v in options.items() if v is not None}}
             built.append(TRIGGERS[part](**merged))
         except TriggerConfigError as exc:
             if config_file and per.get(part):
-                raise TriggerConfigError(f"{exc} (with the settings of {config_file} [triggers.{part}])") from None
+                table = f'"{part}"' if parametrised(part) else part
+                raise TriggerConfigError(f"{exc} (with the settings of {config_file} [triggers.{table}])") from None
             raise
     return built[0] if len(built) == 1 else AnyOf(built, name="+".join(parts))

@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "same command resumes.")
     add_data_args(p)
     p.add_argument("--policies", default=DEFAULT_POLICIES,
-                   help="comma-separated: never, always, or any trigger name of `arag ask --help` (a+b: any of) (default: %(default)s)")
+                   help="comma-separated: never, always, or any trigger name of `arag ask --help` (a+b: any of; learned:PATH; "
+                        "cascade:CHEAP,COSTLY takes the next name as COSTLY) (default: %(default)s)")
     add_policy_args(p)
     add_model_args(p)
     p.add_argument("--metric", default="contains", choices=("contains", "em", "f1"), help="accuracy metric of the report (default: contains)")

@@ -74,7 +74,8 @@ def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidenc
     g = p.add_argument_group("trigger")
     g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco | msp | perplexity | mean-entropy | "
                    "lexical-similarity | num-sem-sets | eigval | degree | p-true | question-length | entity-frequency | "
-                   "retrieval-top1 | retrieval-gap | retrieval-support, or a+b (any of) (default: %(default)s)")
+                   "retrieval-top1 | retrieval-gap | retrieval-support, or a+b (any of), learned:PATH (from `arag calibrate --learn`), "
+                   "cascade:CHEAP,COSTLY (default: %(default)s)")
     g.add_argument("--threshold", type=finite_float, default=None, help="the trigger's threshold (default: from --config, else the trigger's default)")
     add_trigger_options(g)
 
@@ -92,6 +93,9 @@ def add_trigger_options(g) -> None:
     g.add_argument("--window", type=positive_int, default=None, help="quco: co-occurrence window in tokens (default: 1000)")
     g.add_argument("--question-threshold", type=finite_float, default=None, help="quco: pre-generation threshold, entity frequency per million tokens")
     g.add_argument("--pairing", default=None, choices=("all", "any", "rarest"), help="quco: which question entities an answer entity is paired with (default: all)")
+    g.add_argument("--band-lo", type=finite_float, default=None, help="cascade:CHEAP,COSTLY: below this CHEAP score, do not retrieve")
+    g.add_argument("--band-hi", type=finite_float, default=None, help="cascade:CHEAP,COSTLY: above this CHEAP score, retrieve; "
+                   "in between COSTLY decides (default: from --config, as `arag calibrate` writes it)")
     g.add_argument("--config", default=None, metavar="FILE", help="TOML per-trigger settings, e.g. thresholds from `arag calibrate` (default: $ARAG_CONFIG or ./arag.toml)")
 
 
@@ -149,6 +153,8 @@ def trigger_options(args: argparse.Namespace) -> dict:
         "window": getattr(args, "window", None),
         "question_threshold": getattr(args, "question_threshold", None),
         "pairing": getattr(args, "pairing", None),
+        "band_lo": getattr(args, "band_lo", None),
+        "band_hi": getattr(args, "band_hi", None),
         "per_trigger": config.get("triggers", {}),
         "config_file": str(config_path(getattr(args, "config", None))) if config else None,
     }
@@ -156,7 +162,7 @@ def trigger_options(args: argparse.Namespace) -> dict:
 
 # Which triggers read each trigger flag: a flag none of the chosen triggers reads is refused, not ignored.
 FLAG_TRIGGERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("--threshold", "threshold", ("token-confidence", "semantic-entropy", "quco")),
+    ("--threshold", "threshold", ("token-confidence", "semantic-entropy", "quco", "learned")),
     ("--aggregation", "aggregation", ("token-confidence",)),
     ("--samples", "samples", ("semantic-entropy",)),
     ("--temperature", "temperature", ("semantic-entropy",)),
@@ -167,19 +173,49 @@ FLAG_TRIGGERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("--corpus-tokenizer", "corpus_tokenizer", ("quco",)),
     ("--window", "window", ("quco",)),
     ("--question-threshold", "question_threshold", ("quco",)),
+    ("--band-lo", "band_lo", ("cascade",)),
+    ("--band-hi", "band_hi", ("cascade",)),
 )
+
+
+def _readers(part: str) -> set[str]:
+    """The names a flag's owner list may match for one trigger part: itself, a parametrised name's
+    prefix, and a cascade's members."""
+    from rag.registry import parametrised, trigger_parts
+
+    param = parametrised(part)
+    if param is None:
+        return {part}
+    prefix, arg = param
+    members = arg.split(",") if prefix == "cascade" else []
+    return {prefix} | {r for m in members for p in trigger_parts(m) for r in _readers(p)}
 
 
 def check_trigger_flags(args: argparse.Namespace, triggers: str) -> None:
     """Refuse a trigger flag that none of ``triggers`` (``a+b`` or ``a,b``) reads, e.g. ``--threshold``
     with ``always``: accepted silently it looks like it changed something."""
     from rag.errors import UsageError
-    from rag.registry import trigger_parts
+    from rag.registry import split_names, trigger_parts
 
-    chosen = {p for name in triggers.split(",") for p in trigger_parts(name)}
+    chosen = {r for name in split_names(triggers) for p in trigger_parts(name) for r in _readers(p)}
+    _check_learned_files(triggers)
     for flag, dest, owners in FLAG_TRIGGERS:
         if getattr(args, dest, None) is not None and not chosen & set(owners):
             raise UsageError(f"{flag} applies to {' / '.join(owners)}, which is not among the triggers ({triggers})")
+
+
+def _check_learned_files(triggers: str) -> None:
+    """A ``learned:PATH`` file is read and its signals checked now, before any model loads."""
+    from rag.registry import parametrised, split_names, trigger_parts
+    from triggers.learned import read_model
+
+    for name in split_names(triggers):
+        for part in trigger_parts(name):
+            members = parametrised(part)[1].split(",") if part.startswith("cascade:") else [part]
+            for m in members:
+                if m.strip().startswith("learned:"):
+                    for signal in read_model(parametrised(m.strip())[1]).signals:
+                        trigger_parts(signal)
 
 
 def show_progress() -> bool:

@@ -105,6 +105,11 @@ class ChatService:
         a name that does not build is the client's mistake: a 400 naming ``arag.trigger``."""
         if name is None:
             return self.pipeline.trigger
+        if "learned:" in name:  # a client must not make the server open files by path
+            if name == getattr(self.pipeline.trigger, "name", None):
+                return self.pipeline.trigger
+            raise APIError(400, "arag.trigger: learned:PATH names a file on the server; start the server with "
+                                "--trigger learned:PATH instead", "arag.trigger")
         with self._triggers_lock:  # requests run side by side: build each trigger once
             if name not in self._triggers:
                 try:
