@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks.datasets import QAExample, corpus_paths, load_dataset, load_questions_file, shuffled
 from benchmarks.policies import FIXED_POLICIES
@@ -80,10 +80,12 @@ def check_out_dir(out_dir: Path) -> None:
 def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path | None, limit: int | None = None, *, lm: Any = None,
                   index: str | None = None, progress: bool = True, metric: str = "contains", command: str = "",
                   report_only: bool = False, retriever_options: dict[str, Any] | None = None,
-                  log_every: int = 0) -> dict[str, Any]:
+                  log_every: int = 0, load_lm: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Run what is missing of ``config`` in ``out_dir`` (resuming), then write every report file.
     ``retriever_options``: Elasticsearch's ``es_url``/``es_index``/``es_mode``/``es_ca_file``;
-    ``log_every``: without a progress bar, a line on stderr every N questions. Returns the summary."""
+    ``log_every``: without a progress bar, a line on stderr every N questions; ``load_lm``: loads the
+    model by name when ``lm`` is None and a question is missing (default `load_language_model`; a
+    multi-set run shares one). Returns the summary."""
     examples = load_examples(config, data_dir, limit)
     paths = None if index else corpus_files(config, data_dir)
     if report_only:
@@ -92,7 +94,7 @@ def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path | None, lim
     with writer_lock(out_dir):
         records = prepare_run_dir(out_dir, config)
         _run_missing(config, out_dir, data_dir, examples, records, paths, lm, index, progress, command,
-                     retriever_options or {}, log_every)
+                     retriever_options or {}, log_every, load_lm)
         return _report(read_results(out_dir, check=True), examples, config, out_dir, metric)
 
 
@@ -102,7 +104,7 @@ def read_existing(out_dir: Path, config: BenchConfig) -> list[dict]:
 
 def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, examples: list[QAExample], records: list[dict],
                  paths: list[str] | None, lm: Any, index: str | None, progress: bool, command: str,
-                 retriever_options: dict[str, Any], log_every: int) -> None:
+                 retriever_options: dict[str, Any], log_every: int, load_lm: Callable[[str], Any] | None) -> None:
     """Open the retriever, model and triggers only when some question is still missing."""
     manifest_path = out_dir / MANIFEST
     run = read_run_manifest(out_dir)
@@ -113,7 +115,7 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
         from rag.pipeline import load_language_model
 
         retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress, **retriever_options)
-        lm = lm or load_language_model(config.model)
+        lm = lm or (load_lm or load_language_model)(config.model)
         triggers = build_triggers(config.policies, lm, config.trigger_options)
         runner = QuestionRunner(lm, retriever, triggers, config.loop_config())
         run.update(command=command, setup_seconds=time.perf_counter() - t0, thresholds=thresholds_of(triggers),
