@@ -71,17 +71,17 @@ def render(table: dict[str, Any], command: str, heatmap: str | None) -> str:
         out += ["```", command, "```", ""]
     out += [f"Accuracy = {table['metric']}; [brackets] = 95 % bootstrap intervals over each set's questions. Each set's "
             "own report: `<set>/REPORT.md`. *Adaptive gain*: 1 = oracle, 0 = random triggering, < 0 = worse than random "
-            "(`benchmarks/gain.py`); – = undefined (retrieval changes no answer on that set).", "",
-            "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
-            "| questions | " + " | ".join(str(sets[d]["questions"]) for d in names) + " |",
-            "| retrieval helps on | " + " | ".join(str(sets[d]["retrieval_helps"]) for d in names) + " |",
-            "| never (accuracy) | " + " | ".join(fmt_ci(sets[d]["never"], sets[d]["never_ci"], True) for d in names) + " |",
-            "| always (accuracy) | " + " | ".join(fmt_ci(sets[d]["always"], sets[d]["always_ci"], True) for d in names) + " |"]
-    for t in table["triggers"]:
-        cells = [fmt_ci(g["gain"], g["gain_ci"], signed=True) if (g := sets[d]["gain"].get(t)) else "–" for d in names]
-        out.append(f"| {t} (gain) | " + " | ".join(cells) + " |")
-    best = [f"{b['signal']} {fmt_ci(b['gain'], b['gain_ci'], signed=True)}" if (b := sets[d]["best_signal"]) else "–" for d in names]
-    out += ["| best signal (gain) | " + " | ".join(best) + " |"]
+            "(`benchmarks/gain.py`); – = undefined (retrieval changes no answer on that set). *Helps*: questions where "
+            "retrieval turns a wrong closed-book answer right (what a trigger can gain on).", "",
+            "| set | questions | helps | never (accuracy) | always (accuracy) | "
+            + " | ".join(f"{t} (gain)" for t in table["triggers"]) + " | best signal (gain) |",
+            "|---|---|---|---|---|" + "---|" * len(table["triggers"]) + "---|"]
+    for d in names:
+        row = sets[d]
+        gains = [fmt_ci(g["gain"], g["gain_ci"], signed=True) if (g := row["gain"].get(t)) else "–" for t in table["triggers"]]
+        best = f"{b['signal']} {fmt_ci(b['gain'], b['gain_ci'], signed=True)}" if (b := row["best_signal"]) else "–"
+        out.append(f"| {d} | {row['questions']} | {row['retrieval_helps']} | {fmt_ci(row['never'], row['never_ci'], True)} | "
+                   f"{fmt_ci(row['always'], row['always_ci'], True)} | " + " | ".join(gains) + f" | {best} |")
     if heatmap:
         out += ["", f"![adaptive gain per trigger and dataset]({heatmap})"]
     return "\n".join(out) + "\n"

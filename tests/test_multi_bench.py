@@ -40,8 +40,8 @@ def test_two_sets_run_into_sub_folders_resume_and_share_one_table(tiny_hub_env, 
         assert cell["gain"]["question-length"] == {"gain": row["gain"], "gain_ci": row.get("gain_ci")}
     assert (out / "gain_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "REPORT.md").read_text(encoding="utf-8")
-    assert "| token-confidence (gain) |" in report and "gain_heatmap.png" in report and "--dataset flashrag_toy,nq_open_oracle" in report
-    assert "| never (accuracy) |" in second.stdout
+    assert "| token-confidence (gain) | question-length (gain) |" in report and "| nq_open_oracle | 3 |" in report and "gain_heatmap.png" in report and "--dataset flashrag_toy,nq_open_oracle" in report
+    assert "| never (accuracy) |" in second.stdout and "| flashrag_toy | 3 |" in second.stdout
     # the report alone, without the model
     (out / "summary.json").unlink()
     again = _bench(out, 3, {**env, "HF_HOME": str(tmp_path / "no-models")}, data_dir, "--report-only")
@@ -76,5 +76,6 @@ def test_gain_table_by_hand():
     assert table["sets"]["a"]["best_signal"] == {"signal": "x", "gain": 0.4, "gain_ci": [0.1, 0.6]}
     assert table["sets"]["b"]["best_signal"] is None
     text = render(table, "arag bench --dataset a,b", None)
-    assert "| msp (gain) | +0.200 [-0.100, +0.500] | – |" in text
-    assert "| best signal (gain) | x +0.400 [+0.100, +0.600] | – |" in text
+    assert "| msp (gain) | best signal (gain) |" in text
+    assert "| a | 10 | 2 | 10.0 % [0.0, 30.0] | 30.0 % [10.0, 50.0] | +0.200 [-0.100, +0.500] | x +0.400 [+0.100, +0.600] |" in text
+    assert text.rstrip().endswith("| b | 10 | 2 | 10.0 % [0.0, 30.0] | 30.0 % [10.0, 50.0] | – | – |")
