@@ -117,7 +117,8 @@ def plot_gain_heatmap(table: dict[str, Any], out_dir: Path) -> str | None:
         for j, c in enumerate(row):
             ci = c["gain_ci"]
             text = "–" if c["gain"] is None else f"{c['gain']:+.2f}" + (f"\n[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=6.5)
+            dark = c["gain"] is not None and abs(c["gain"]) > 0.6
+            ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
     ax.set_xticks(range(len(names)), [f"{d}\n(n={sets[d]['questions']})" for d in names], fontsize=7, rotation=30, ha="right")
     ax.set_yticks(range(len(triggers)), triggers, fontsize=8)
     fig.colorbar(image, ax=ax, label="adaptive gain")
