@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks.datasets import QAExample, corpus_paths, load_dataset, load_questions_file, shuffled
 from benchmarks.policies import FIXED_POLICIES
@@ -80,12 +80,15 @@ def check_out_dir(out_dir: Path) -> None:
 def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path | None, limit: int | None = None, *, lm: Any = None,
                   index: str | None = None, progress: bool = True, metric: str = "contains", command: str = "",
                   report_only: bool = False, retriever_options: dict[str, Any] | None = None,
-                  log_every: int = 0, concurrency: int | None = None, batch_size: int = 1) -> dict[str, Any]:
+                  log_every: int = 0, concurrency: int | None = None, batch_size: int = 1,
+                  load_lm: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Run what is missing of ``config`` in ``out_dir`` (resuming), then write every report file.
     ``retriever_options``: Elasticsearch's ``es_url``/``es_index``/``es_mode``/``es_ca_file``;
     ``log_every``: without a progress bar, a line on stderr every N questions; ``concurrency``: requests
     in flight for an ``openai:`` model; ``batch_size``: questions computed together (neither is part of
-    ``config``: they change the speed, not the results). Returns the summary."""
+    ``config``: they change the speed, not the results); ``load_lm``: loads the model by name when
+    ``lm`` is None and a question is missing (default `load_language_model`; a multi-set run shares
+    one). Returns the summary."""
     examples = load_examples(config, data_dir, limit)
     paths = None if index else corpus_files(config, data_dir)
     if report_only:
@@ -94,7 +97,7 @@ def run_benchmark(config: BenchConfig, out_dir: Path, data_dir: Path | None, lim
     with writer_lock(out_dir):
         records = prepare_run_dir(out_dir, config)
         _run_missing(config, out_dir, data_dir, examples, records, paths, lm, index, progress, command,
-                     retriever_options or {}, log_every, concurrency, batch_size)
+                     retriever_options or {}, log_every, concurrency, batch_size, load_lm)
         return _report(read_results(out_dir, check=True), examples, config, out_dir, metric)
 
 
@@ -105,7 +108,7 @@ def read_existing(out_dir: Path, config: BenchConfig) -> list[dict]:
 def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, examples: list[QAExample], records: list[dict],
                  paths: list[str] | None, lm: Any, index: str | None, progress: bool, command: str,
                  retriever_options: dict[str, Any], log_every: int, concurrency: int | None = None,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, load_lm: Callable[[str], Any] | None = None) -> None:
     """Open the retriever, model and triggers only when some question is still missing."""
     manifest_path = out_dir / MANIFEST
     run = read_run_manifest(out_dir)
@@ -116,7 +119,7 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
         from rag.pipeline import load_language_model
 
         retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress, **retriever_options)
-        lm = lm or load_language_model(config.model, concurrency)
+        lm = lm or (load_lm or (lambda name: load_language_model(name, concurrency)))(config.model)
         triggers = build_triggers(config.policies, lm, config.trigger_options)
         runner = QuestionRunner(lm, retriever, triggers, config.loop_config())
         run.update(command=command, setup_seconds=time.perf_counter() - t0, thresholds=thresholds_of(triggers),

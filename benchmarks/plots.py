@@ -5,6 +5,7 @@
   ★ = configured threshold, dots with 95 % error bars = the other policies.
 - ``accuracy_vs_cost.png``: the same curves against LM calls and against generated tokens per question.
 - ``signal_auc.png``: ROC-AUC of each signal for "retrieval needed" and "retrieval helps", with 95 % intervals.
+- ``gain_heatmap.png`` (a multi-set run, `benchmarks.multi`): adaptive gain per (trigger, dataset).
 """
 from __future__ import annotations
 
@@ -92,3 +93,37 @@ def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
     fig.savefig(out_dir / "signal_auc.png", dpi=120)
     plt.close(fig)
     return ["accuracy_vs_retrieval.png", "accuracy_vs_cost.png", "signal_auc.png"]
+
+
+def plot_gain_heatmap(table: dict[str, Any], out_dir: Path) -> str | None:
+    """``gain_heatmap.png``: adaptive gain per (trigger, dataset) of a multi-set run, each cell with its
+    95 % interval; red = worse than random, blue = better, grey = undefined. None without triggers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    triggers, names, sets = table["triggers"], table["datasets"], table["sets"]
+    if not triggers:
+        return None
+    cells = [[sets[d]["gain"].get(t) or {"gain": None, "gain_ci": None} for d in names] for t in triggers]
+    values = np.array([[np.nan if c["gain"] is None else c["gain"] for c in row] for row in cells], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2.6, 0.55 * len(triggers) + 1.8))
+    cmap = plt.get_cmap("RdBu").copy()
+    cmap.set_bad("lightgrey")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
+    for i, row in enumerate(cells):
+        for j, c in enumerate(row):
+            ci = c["gain_ci"]
+            text = "–" if c["gain"] is None else f"{c['gain']:+.2f}" + (f"\n[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+            dark = c["gain"] is not None and abs(c["gain"]) > 0.6
+            ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
+    ax.set_xticks(range(len(names)), [f"{d}\n(n={sets[d]['questions']})" for d in names], fontsize=7, rotation=30, ha="right")
+    ax.set_yticks(range(len(triggers)), triggers, fontsize=8)
+    fig.colorbar(image, ax=ax, label="adaptive gain")
+    ax.set_title("Adaptive gain (0 = random, 1 = oracle) with 95 % bootstrap intervals", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "gain_heatmap.png", dpi=120)
+    plt.close(fig)
+    return "gain_heatmap.png"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.bootstrap import LEVEL, RESAMPLES, SEED, resample_weights
+from benchmarks.catches import catches_section, summarize_catches
 from benchmarks.costs import COST_KEYS, add
 from benchmarks.metrics import METRICS, score_answer
 from benchmarks.multistep import step_rows, step_table
@@ -35,10 +36,6 @@ class Scorer:
         return self.cache[key]
 
 
-def _closed_text(record: dict[str, Any]) -> str:
-    return record["live"]["never"]["text"] if "live" in record else record["closed_book"]["text"]
-
-
 def aggregate(records: Sequence[dict], policy: str, cut: float | None, scorer: Scorer) -> dict[str, Any]:
     n = len(records)
     outs = [outcome(r, policy, cut) for r in records]
@@ -48,23 +45,6 @@ def aggregate(records: Sequence[dict], policy: str, cut: float | None, scorer: S
     row.update({f"{k}_per_q": total[k] / n for k in COST_KEYS})
     row["total_seconds"] = total["seconds"]
     return row
-
-
-def _catches(records: Sequence[dict], triggers: Sequence[str], scorer: Scorer, metric: str) -> tuple[list, dict]:
-    """Questions where exactly one trigger fired and its retrieval fixed a wrong closed-book answer."""
-    unique, fixed_counts = [], {t: {"fixes": 0, "unique_fixes": 0} for t in triggers}
-    for r in records:
-        closed_ok = scorer(r, _closed_text(r))[metric] > 0
-        outs = {t: outcome(r, t) for t in triggers}
-        fired = [t for t, o in outs.items() if o.fired]
-        for t in fired:
-            if not closed_ok and scorer(r, outs[t].text)[metric] > 0:
-                fixed_counts[t]["fixes"] += 1
-                if len(fired) == 1:
-                    fixed_counts[t]["unique_fixes"] += 1
-                    unique.append({"trigger": t, "id": r["id"], "question": r["question"], "answers": r["answers"],
-                                   "closed_book": _closed_text(r), "answer": outs[t].text})
-    return unique, fixed_counts
 
 
 def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "contains",
@@ -84,7 +64,6 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
             sweeps[p] = [{"cut": c, **aggregate(records, p, c, scorer)} for c in sweep_cuts(step_scores(records, p))]
     columns = signal_columns(records, policies)
     triggers = [p for p in policies if p not in FIXED_POLICIES]
-    unique, fix_counts = _catches(records, triggers, scorer, metric)
     wall = sum(r["wall_seconds"] for r in records)
     alone = {row["policy"]: row["total_seconds"] for row in base}
     costliest = max(alone, key=alone.get)
@@ -93,7 +72,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
         "bootstrap": {"resamples": resamples, "seed": seed, "level": LEVEL, "unit": "question"},
         "references": q.references(), "policies": strip_private(policy_rows(q, policies, base)), "sweeps": sweeps,
         "curves": curves(q, policies, columns), "signals": strip_private(signal_rows(q, columns)),
-        "catches": {"unique": unique, "counts": fix_counts}, "steps": step_rows(records, policies),
+        "catches": summarize_catches(q, triggers), "steps": step_rows(records, policies),
         "performance": {"benchmark_wall_seconds": wall, "policy_seconds": alone, "sum_of_policies_seconds": sum(alone.values()),
                         "costliest_policy": costliest, "ratio_to_costliest": wall / alone[costliest] if alone[costliest] else None},
     }
@@ -248,18 +227,7 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
             signal_table(summary)]
     if len(plots) > 2:
         out += ["", f"![signal ROC-AUC]({plots[2]})"]
-    counts = summary["catches"]["counts"]
-    out += ["", "## What each trigger catches that the others miss", "",
-            "A *fix*: the trigger fired and the answer is right where the closed-book draft was wrong. *Unique*: no "
-            "other trigger fired on that question.", "", "| trigger | fixes | unique fixes |", "|---|---|---|"]
-    out += [f"| {t} | {c['fixes']} | {c['unique_fixes']} |" for t, c in counts.items()]
-    uniq = summary["catches"]["unique"]
-    if len(counts) > 1 and uniq:
-        out += ["", "| trigger | question | closed-book | with retrieval | reference |", "|---|---|---|---|---|"]
-        out += [f"| {u['trigger']} | {u['question']} | {u['closed_book'][:60]} | {u['answer'][:60]} | {u['answers'][0]} |"
-                for u in uniq[:20]]
-    elif len(counts) <= 1:
-        out += ["", "(Needs at least two triggers.)"]
+    out += ["", *catches_section(summary["catches"])]
     ratio = perf["ratio_to_costliest"]
     out += ["", "## Cost of the benchmark itself", "",
             f"- Whole benchmark (every policy, every sweep point), question processing: {perf['benchmark_wall_seconds']:.1f} s",

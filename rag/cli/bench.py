@@ -19,7 +19,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data (--dataset NAME, or your own --questions FILE with --corpus PATH... or --index DIR)")
     which = g.add_mutually_exclusive_group(required=True)
     which.add_argument("--dataset", help="a set in the data folder (nq_open, nq_open_oracle, hotpotqa_dev_distractor_500, "
-                       "musique_ans_dev_200, popqa_longtail, entity_questions, triviaqa_sample_200, truthfulqa, flashrag_toy)")
+                       "musique_ans_dev_200, popqa_longtail, entity_questions, triviaqa_sample_200, truthfulqa, flashrag_toy); "
+                       "a,b,c: each set into OUT/<set>, then one table of adaptive gain per (trigger, set) and a heatmap")
     which.add_argument("--questions", metavar="FILE", help="your QA file: JSONL or CSV (.gz too) with question and "
                        "golden_answers | answers (FlashRAG's format works); see README")
     g.add_argument("--split", default=None, help="the dataset's split (default: its first; nq_open: dev | efficientqa-dev | efficientqa-test; entity_questions: dev | test)")
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_policy_args(p)
     add_model_args(p)
     p.add_argument("--metric", default="contains", choices=("contains", "em", "f1"), help="accuracy metric of the report (default: contains)")
-    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/bench/<dataset>-...-<config hash>)")
+    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/bench/<dataset>-...-<config hash>; several sets: runs/bench/multi-...)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the results already in --out")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
@@ -199,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
     with user_errors():
         check_concurrency(args.model, args.concurrency)
         data_dir = data_dir_for(args)
+        if args.dataset and "," in args.dataset:
+            return run_many(args, data_dir, parse_policies(args.policies))
         config = bench_config(args, parse_policies(args.policies))
         out = Path(args.out) if args.out else default_out_dir(config)
         progress = show_progress() if args.progress is None else args.progress
@@ -207,5 +210,43 @@ def run(args: argparse.Namespace) -> int:
                                 retriever_options=retriever_options(args), log_every=log_every(args),
                                 concurrency=args.concurrency, batch_size=args.batch_size)
     print(policy_table(summary))
+    print(f"\nreport: {out / 'REPORT.md'}")
+    return 0
+
+
+def _model_loader(concurrency: int | None):
+    def load(name: str):
+        from rag.pipeline import load_language_model
+
+        return load_language_model(name, concurrency)
+
+    return load
+
+
+def run_many(args: argparse.Namespace, data_dir: Path, policies: tuple[str, ...]) -> int:
+    """``--dataset a,b,c``: each set into ``OUT/<set>`` (resumable, one model for all), then the table
+    of adaptive gain per (trigger, dataset) and its heatmap in ``OUT`` (`benchmarks/multi.py`)."""
+    from benchmarks.bench import load_examples, run_benchmark
+    from benchmarks.multi import default_multi_dir, parse_datasets, render, shared_loader, write_multi_report
+    from benchmarks.runner import BenchError
+
+    for flag, value in (("--split", args.split), ("--relation", args.relation)):
+        if value is not None:
+            raise BenchError(f"{flag} applies to one dataset; run that set on its own")
+    names = parse_datasets(args.dataset)
+    configs = [bench_config(argparse.Namespace(**{**vars(args), "dataset": name}), policies) for name in names]
+    for config in configs:  # every set readable before the first one runs
+        load_examples(config, data_dir, args.limit)
+    out = Path(args.out) if args.out else default_multi_dir(configs)
+    progress = show_progress() if args.progress is None else args.progress
+    load = shared_loader(_model_loader(args.concurrency))
+    summaries = {}
+    for config in configs:
+        summaries[config.dataset] = run_benchmark(
+            config, out / config.dataset, data_dir, args.limit, index=args.index, progress=progress, metric=args.metric,
+            command=command_line("bench"), report_only=args.report_only, retriever_options=retriever_options(args),
+            log_every=log_every(args), load_lm=load, batch_size=args.batch_size)
+    table = write_multi_report(summaries, out, command_line("bench"))
+    print(render(table, "", None), end="")
     print(f"\nreport: {out / 'REPORT.md'}")
     return 0
