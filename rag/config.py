@@ -39,7 +39,7 @@ TRIGGER_KEYS: dict[str, dict[str, str]] = {
     "semantic-entropy": {"threshold": _NUMBER, "samples": _INT, "temperature": _NUMBER, "top_p": _NUMBER, "judge": _STR,
                          "variant": _STR, "estimator": _STR, "sample_tokens": _INT},
     "quco": {"threshold": _NUMBER, "corpus_index": _STR, "corpus_tokenizer": _STR, "question_threshold": _NUMBER,
-             "window": _INT, "max_clause_freq": _INT},
+             "window": _INT, "max_clause_freq": _INT, "pairing": _STR},
     "always": {},
     "never": {},
 }
@@ -49,7 +49,7 @@ TRIGGER_KEYS.update({name: {"threshold": _NUMBER} for name in (
     "msp", "perplexity", "mean-entropy", "p-true", "question-length", "retrieval-top1", "retrieval-gap",
     "retrieval-support")})
 TRIGGER_KEYS.update({name: dict(_SAMPLING) for name in ("lexical-similarity", "num-sem-sets", "eigval", "degree")})
-TRIGGER_KEYS["entity-frequency"] = {k: v for k, v in TRIGGER_KEYS["quco"].items() if k != "question_threshold"}
+TRIGGER_KEYS["entity-frequency"] = {k: v for k, v in TRIGGER_KEYS["quco"].items() if k not in ("question_threshold", "pairing")}
 # Parametrised trigger names (rag.registry.PARAMETRISED): a table per full name, as TOML quotes it,
 # e.g. [triggers."cascade:msp,semantic-entropy"] band_lo = 2.0; its members keep their own tables.
 PARAMETRISED_KEYS: dict[str, dict[str, str]] = {"learned": {"threshold": _NUMBER},

@@ -16,6 +16,7 @@ from rag.cli import main
     ("[triggers]\ntoken-confidence = 0.3\n", "triggers.token-confidence must be a table"),
     ("[trigger.token-confidence]\nthreshold = 0.2\n", "unknown key 'trigger' (did you mean 'triggers'?"),
     ("[triggers.token-confidence\n", "invalid config"),
+    ("[triggers.quco]\npairing = 3\n", "[triggers.quco] pairing must be a string, got 3"),
     ("[loop]\nno_repeat_ngram_size = 2.5\n", "[loop] no_repeat_ngram_size must be an integer, got 2.5"),
     ("[loop]\nrepetition_penalti = 1.2\n", "[loop] repetition_penalti: unknown key (did you mean 'repetition_penalty'?"),
 ])
