@@ -58,9 +58,9 @@ def test_edited_bm25_manifest_option(capsys, bm25_index):
 
 @pytest.mark.parametrize("argv, needle", [
     (["ask", "q?", "--trigger", "always+"], "empty trigger name in 'always+'"),
-    (["ask", "q?", "--trigger", "always", "--threshold", "0.3"], "--threshold applies to token-confidence / semantic-entropy / quco"),
-    (["ask", "q?", "--trigger", "semantic-entropy", "--aggregation", "max_entropy"], "--aggregation applies to token-confidence"),
-    (["ask", "q?", "--trigger", "token-confidence", "--samples", "5"], "--samples applies to semantic-entropy"),
+    (["ask", "q?", "--trigger", "always", "--threshold", "0.3"], "--threshold is read by none of the triggers (always); it applies to token-confidence, semantic-entropy"),
+    (["ask", "q?", "--trigger", "semantic-entropy", "--aggregation", "max_entropy"], "--aggregation is read by none of the triggers (semantic-entropy); it applies to token-confidence"),
+    (["ask", "q?", "--trigger", "token-confidence", "--samples", "5"], "--samples is read by none of the triggers (token-confidence); it applies to semantic-entropy, lexical-similarity"),
     (["index", "build", "CORPUS", "--retriever", "faiss", "--backend", "rank-bm25", "--out", "OUT"], "--backend applies to bm25 and hybrid"),
     (["index", "build", "CORPUS", "--index-type", "hnsw", "--out", "OUT"], "--index-type applies to faiss and hybrid"),
     (["index", "build", "CORPUS", "--chunk-overlap", "5", "--out", "OUT"], "--chunk-overlap needs --chunk-words"),

@@ -81,3 +81,15 @@ def test_every_trigger_has_a_config_table():
     from rag.registry import TRIGGERS
 
     assert set(TRIGGERS) == set(TRIGGER_KEYS)
+
+
+def test_every_trigger_flag_has_readers_and_sampling_flags_reach_every_sampled_signal():
+    """The CLI refuses a trigger flag none of the chosen triggers reads; the readers come from the
+    config keys, so a new signal that samples (or thresholds) is covered without a second list."""
+    from rag.cli.common import TRIGGER_FLAGS, flag_readers
+
+    for flag, dest in TRIGGER_FLAGS:
+        assert flag_readers(dest), flag
+    assert {"semantic-entropy", "eigval", "degree", "num-sem-sets", "lexical-similarity"} <= set(flag_readers("samples"))
+    assert {"msp", "p-true", "retrieval-top1", "learned"} <= set(flag_readers("threshold"))
+    assert "always" not in flag_readers("threshold")

@@ -160,22 +160,21 @@ def trigger_options(args: argparse.Namespace) -> dict:
     }
 
 
-# Which triggers read each trigger flag: a flag none of the chosen triggers reads is refused, not ignored.
-FLAG_TRIGGERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("--threshold", "threshold", ("token-confidence", "semantic-entropy", "quco", "learned")),
-    ("--aggregation", "aggregation", ("token-confidence",)),
-    ("--samples", "samples", ("semantic-entropy",)),
-    ("--temperature", "temperature", ("semantic-entropy",)),
-    ("--top-p", "top_p", ("semantic-entropy",)),
-    ("--judge", "judge", ("semantic-entropy",)),
-    ("--variant", "variant", ("semantic-entropy",)),
-    ("--corpus-index", "corpus_index", ("quco",)),
-    ("--corpus-tokenizer", "corpus_tokenizer", ("quco",)),
-    ("--window", "window", ("quco",)),
-    ("--question-threshold", "question_threshold", ("quco",)),
-    ("--band-lo", "band_lo", ("cascade",)),
-    ("--band-hi", "band_hi", ("cascade",)),
+# The trigger flags; a flag none of the chosen triggers reads is refused, not ignored. Which triggers
+# read each is taken from the config file's per-trigger keys (rag.config), so the two cannot disagree.
+TRIGGER_FLAGS: tuple[tuple[str, str], ...] = (
+    ("--threshold", "threshold"), ("--aggregation", "aggregation"), ("--samples", "samples"),
+    ("--temperature", "temperature"), ("--top-p", "top_p"), ("--judge", "judge"), ("--variant", "variant"),
+    ("--corpus-index", "corpus_index"), ("--corpus-tokenizer", "corpus_tokenizer"), ("--window", "window"),
+    ("--question-threshold", "question_threshold"), ("--band-lo", "band_lo"), ("--band-hi", "band_hi"),
 )
+
+
+def flag_readers(dest: str) -> tuple[str, ...]:
+    """The trigger names (and parametrised prefixes) whose settings include ``dest``."""
+    from rag.config import PARAMETRISED_KEYS, TRIGGER_KEYS
+
+    return tuple(name for name, keys in {**TRIGGER_KEYS, **PARAMETRISED_KEYS}.items() if dest in keys)
 
 
 def _readers(part: str) -> set[str]:
@@ -199,9 +198,10 @@ def check_trigger_flags(args: argparse.Namespace, triggers: str) -> None:
 
     chosen = {r for name in split_names(triggers) for p in trigger_parts(name) for r in _readers(p)}
     _check_learned_files(triggers)
-    for flag, dest, owners in FLAG_TRIGGERS:
+    for flag, dest in TRIGGER_FLAGS:
+        owners = flag_readers(dest)
         if getattr(args, dest, None) is not None and not chosen & set(owners):
-            raise UsageError(f"{flag} applies to {' / '.join(owners)}, which is not among the triggers ({triggers})")
+            raise UsageError(f"{flag} is read by none of the triggers ({triggers}); it applies to {', '.join(owners)}")
 
 
 def _check_learned_files(triggers: str) -> None:
