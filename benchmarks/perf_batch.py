@@ -5,12 +5,18 @@ batch size:
 
 - questions/s of ``answer_many(questions, batch_size=B)`` and its ratio to sequential ``answer``;
 - the raw forward-pass ceiling: the model's forward alone (left padding + attention mask, one
-  prefill, 16 greedy tokens with the KV cache) over the same questions' prompts, B at a time —
-  prompts/s and the ratio to B = 1. What the loop gains can be no more than this;
+  prefill, 16 greedy tokens with the KV cache), B at a time — prompts/s and the ratio to B = 1 —
+  on two prompt mixes: the closed-book draft prompts, and the prompts with the retrieved passages
+  (those of the questions whose trigger fired, as the sequential run retrieved them). A draft
+  prompt is short, so its step is bound by reading the weights and batching pays; a passage prompt
+  is long (~500 tokens), so its prefill is bound by arithmetic and batching cannot shrink it. What
+  the loop gains lies between the two;
 - peak memory: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of a fresh subprocess per
   configuration, after the answers (the model, the index and the batch) and its rise over the same
   process once loaded and warmed up (tracemalloc would miss torch's allocations);
-- the share of questions whose greedy answer text equals the sequential one (and whose whole trace does).
+- the share of questions whose greedy answer text equals the sequential one, and whose decisions do
+  (the trace less its floats: drafts, tokens, fired flags, queries, passage ids, texts; a padded
+  batch moves log-probabilities in their last bits, which `tests/test_batch.py` bounds).
 
 Every configuration runs in its own subprocess (same model, index, questions, warm-up), one after
 another, so memory figures do not mix. The machine should be otherwise idle.
@@ -64,6 +70,15 @@ def forward_ceiling(lm, prompts: list, batch: int, tokens: int = CEILING_TOKENS)
     return len(rendered) / (time.perf_counter() - t0)
 
 
+def _decisions(x: object) -> object:
+    """The trace with every float dropped: what the loop decided, not the last bits of its scores."""
+    if isinstance(x, dict):
+        return {k: _decisions(v) for k, v in x.items() if not isinstance(v, float)}
+    if isinstance(x, list):
+        return [_decisions(v) for v in x if not isinstance(v, float)]
+    return x
+
+
 def child(args: argparse.Namespace) -> dict:
     """One configuration (``--child 0``: sequential `answer`; B: `answer_many` at batch B) in this process."""
     from benchmarks.datasets import corpus_paths, load_dataset, resolve_data_dir
@@ -87,10 +102,13 @@ def child(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - t0
     out = {"batch": args.child, "questions": len(questions), "seconds": seconds, "questions_per_s": len(questions) / seconds,
            "peak_rss_mib": _rss_mib(), "rss_rise_mib": _rss_mib() - loaded, "texts": [a.text for a in answers],
-           "traces": [hashlib.sha256(json.dumps({**a.to_dict(), "costs": None}, sort_keys=True, default=str).encode()).hexdigest()
+           "traces": [hashlib.sha256(json.dumps(_decisions({**a.to_dict(), "costs": None}), sort_keys=True, default=str).encode()).hexdigest()
                       for a in answers]}
     if args.child > 0 and hasattr(lm, "model"):
         out["ceiling_prompts_per_s"] = forward_ceiling(lm, [loop.step_prompt(q) for q in questions], args.child)
+        rag_prompts = [loop.step_prompt(q, a.steps[0].passages) for q, a in zip(questions, answers) if a.steps and a.steps[0].fired]
+        if rag_prompts:
+            out["ceiling_rag_prompts_per_s"] = forward_ceiling(lm, rag_prompts, args.child)
     return out
 
 
@@ -125,22 +143,27 @@ def main(argv: list[str] | None = None) -> None:
     seq = _run_child(args, 0)
     runs = [_run_child(args, b) for b in sizes]
     base = next((r.get("ceiling_prompts_per_s") for r in runs if r["batch"] == 1), None)
+    rag_base = next((r.get("ceiling_rag_prompts_per_s") for r in runs if r["batch"] == 1), None)
     rows = []
     for r in runs:
-        ceiling = r.get("ceiling_prompts_per_s")
+        ceiling, rag_ceiling = r.get("ceiling_prompts_per_s"), r.get("ceiling_rag_prompts_per_s")
         rows.append({"batch": r["batch"], "questions_per_s": r["questions_per_s"],
                      "vs_sequential": r["questions_per_s"] / seq["questions_per_s"],
                      "ceiling_prompts_per_s": ceiling, "ceiling_vs_batch_1": ceiling / base if ceiling and base else None,
+                     "ceiling_rag_prompts_per_s": rag_ceiling,
+                     "ceiling_rag_vs_batch_1": rag_ceiling / rag_base if rag_ceiling and rag_base else None,
                      "peak_rss_mib": r["peak_rss_mib"], "rss_rise_mib": r["rss_rise_mib"],
                      "same_answer": sum(a == b for a, b in zip(r["texts"], seq["texts"])) / len(seq["texts"]),
-                     "same_trace": sum(a == b for a, b in zip(r["traces"], seq["traces"])) / len(seq["traces"])})
+                     "same_decisions": sum(a == b for a, b in zip(r["traces"], seq["traces"])) / len(seq["traces"])})
     print(f"{seq['questions']} {DATASET} questions, model {args.model}, max_steps {args.max_steps}; sequential answer: "
           f"{seq['questions_per_s']:.2f} q/s, peak RSS {seq['peak_rss_mib']:.0f} MiB")
-    print("batch | answer_many q/s | × sequential | forward ceiling prompts/s | × batch 1 | peak RSS MiB (rise) | same answer | same trace")
+    print("batch | answer_many q/s | × sequential | ceiling, draft prompts/s | × batch 1 | ceiling, passage prompts/s | "
+          "× batch 1 | peak RSS MiB (rise) | same answer | same decisions")
     for r in rows:
         ceiling = f"{r['ceiling_prompts_per_s']:.2f} | {r['ceiling_vs_batch_1']:.2f}" if r["ceiling_vs_batch_1"] else "- | -"
-        print(f"{r['batch']} | {r['questions_per_s']:.2f} | {r['vs_sequential']:.2f} | {ceiling} | "
-              f"{r['peak_rss_mib']:.0f} (+{r['rss_rise_mib']:.0f}) | {r['same_answer']:.1%} | {r['same_trace']:.1%}")
+        rag = f"{r['ceiling_rag_prompts_per_s']:.2f} | {r['ceiling_rag_vs_batch_1']:.2f}" if r["ceiling_rag_vs_batch_1"] else "- | -"
+        print(f"{r['batch']} | {r['questions_per_s']:.2f} | {r['vs_sequential']:.2f} | {ceiling} | {rag} | "
+              f"{r['peak_rss_mib']:.0f} (+{r['rss_rise_mib']:.0f}) | {r['same_answer']:.1%} | {r['same_decisions']:.1%}")
     if args.out:
         from corpora.atomic import write_json_atomic
 

@@ -249,3 +249,41 @@ def test_the_server_takes_learned_only_from_its_own_command_line(default_lm, tmp
         service.trigger(f"learned:{tmp_path / 'other.json'}")
     assert err.value.status == 400 and err.value.param == "arag.trigger"
     service.executor.shutdown()
+
+
+@pytest.mark.slow
+def test_the_transfer_table_fits_on_one_set_and_tests_on_the_others(cheap_run, tmp_path, capsys):
+    """`benchmarks.learn_transfer` over a two-set run folder: a row per set it could train on, each
+    off-diagonal cell the model fitted on all of the row's set evaluated on the column's set, and a
+    pass mark only where the interval clears both 0 and the best single signal."""
+    import shutil
+
+    from benchmarks import learn_transfer
+    from benchmarks.learn import evaluate
+
+    out, _, records = cheap_run
+    multi = tmp_path / "multi"
+    for name in ("a", "b"):
+        shutil.copytree(out, multi / name)
+    dest = tmp_path / "table"
+    signals = ",".join(SIGNALS)
+    assert learn_transfer.main(["--run", str(multi), "--signals", signals, "--min-positives", "2", "--out", str(dest)]) == 0
+    printed = capsys.readouterr().out
+    table = json.loads((dest / "learn_transfer.json").read_text())
+    assert (dest / "LEARN_TRANSFER.md").read_text() in printed + "\n"
+    assert set(table["rows"]) == {"a", "b"} and table["sets"]["a"]["positives"] >= 2
+    model = learn_transfer.fit_all(records, SIGNALS, {}, "helps", "contains", None)
+    expected = learn_transfer.cell(evaluate(records, model))
+    got = table["rows"]["a"]["b"]
+    assert got["gain"] == pytest.approx(expected["gain"]) and got["best_single"] == expected["best_single"]
+    assert got["passes"] == (got["gain_ci"][0] > max(0.0, got["best_single_gain"]))
+    assert "trained on \\ tested on" in printed
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert learn_transfer.main(["--run", str(empty), "--signals", signals]) == 2
+    assert "no set sub-folder" in capsys.readouterr().err
+    assert learn_transfer.main(["--run", str(multi), "--signals", signals, "--sets", "a,zzz"]) == 2
+    assert "no results for zzz" in capsys.readouterr().err
+    skipped = learn_transfer.transfer(learn_transfer.load(multi)[0], SIGNALS, {"a": {}, "b": {}}, min_positives=len(records))
+    assert not skipped["rows"] and set(skipped["skipped"]) == {"a", "b"}

@@ -22,12 +22,27 @@ def test_perf_batch_smoke(tiny_hub_env, data_dir, tmp_path, repo_root):
     for b in figures["batches"]:
         assert b["questions_per_s"] > 0 and b["vs_sequential"] > 0
         assert b["ceiling_prompts_per_s"] > 0 and b["peak_rss_mib"] > 0
-        assert 0 <= b["same_answer"] <= 1 and 0 <= b["same_trace"] <= b["same_answer"]
+        assert 0 <= b["same_answer"] <= 1 and 0 <= b["same_decisions"] <= b["same_answer"]
     assert figures["batches"][0]["ceiling_vs_batch_1"] == 1.0
-    assert figures["batches"][0]["same_trace"] == 1.0  # batch 1 decodes exactly as `answer` does
+    assert figures["batches"][0]["same_decisions"] == 1.0  # batch 1 decodes exactly as `answer` does
 
 
 def test_perf_batch_rejects_bad_batch_sizes(repo_root):
     r = subprocess.run([sys.executable, "-m", "benchmarks.perf_batch", "--batch-sizes", "4,x"], cwd=repo_root,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "--batch-sizes" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_perf_bench_batch_compares_the_figures_batching_must_not_change():
+    """`benchmarks.perf_bench_batch.differences`: equal summaries pass; a moved accuracy or a signal's
+    gain is named; seconds (shared between a batch's rows) are not compared."""
+    from benchmarks.perf_bench_batch import differences
+
+    a = {"policies": [{"policy": "never", "contains": 0.1, "retrieval_rate": 0.0, "seconds_per_q": 1.0}],
+         "signals": [{"signal": "msp", "roc_auc": 0.6, "gain": float("nan")}]}
+    b = {"policies": [{"policy": "never", "contains": 0.1 + 1e-9, "retrieval_rate": 0.0, "seconds_per_q": 9.0}],
+         "signals": [{"signal": "msp", "roc_auc": 0.6, "gain": float("nan")}]}
+    assert differences(a, b, 1e-6) == []
+    b["policies"][0]["contains"] = 0.2
+    b["signals"][0]["gain"] = 0.3
+    assert sorted(differences(a, b, 1e-6)) == ["never.contains: 0.1 vs 0.2", "signal msp.gain: nan vs 0.3"]
