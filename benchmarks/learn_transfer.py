@@ -105,7 +105,10 @@ def render(table: dict[str, Any], command: str) -> str:
         cells = []
         for test in names:
             c = row.get(test, {})
-            if "error" in c or c.get("gain") is None:
+            if "error" in c:
+                cells.append("– (a half has too few positives to fit)")
+                continue
+            if c.get("gain") is None:
                 cells.append("–")
                 continue
             mark = " ✓" if c["passes"] else ""

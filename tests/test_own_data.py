@@ -132,7 +132,8 @@ def test_own_qa_bench_killed_mid_run_resumes_without_lost_or_duplicated_rows(tin
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "rag.cli", "bench", "--questions", str(toy / "nq_test.jsonl"), "--corpus",
            str(toy / "sample_data.jsonl"), "--model", TINY_HUB_ID, "--policies", "never,semantic-entropy",
-           "--samples", "4", "--judge", "lexical", "--out", str(out)]
+           "--samples", "4", "--judge", "lexical", "--batch-size", "4", "--out", str(out)]
+    # batches of 4 (each batch's lines are written together): the kill after the first line leaves ≥ 10 to resume
     proc = subprocess.Popen(cmd, env=tiny_hub_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results = out / "results.jsonl"
     deadline = time.time() + 600
