@@ -1,6 +1,6 @@
 """Server micro-batching: N chat requests sent all at once against the same N sent one after another.
 
-    .venv/bin/python -m benchmarks.perf_server_batch [--requests 16] [--max-tokens 32] [--out results/perf_server_batch.json]
+    .venv/bin/python -m benchmarks.perf_server_batch [--requests 16] [--max-tokens 32] [--trigger never] [--out results/perf_server_batch.json]
 
 One `arag serve` app (official openai client, 127.0.0.1, real default model): the N questions are
 first asked one by one, then all at once from N threads; the figure is the ratio of the two wall
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=32, help="max_tokens of each answer")
     ap.add_argument("--batch-window-ms", type=float, default=5.0)
+    ap.add_argument("--trigger", default="token-confidence",
+                    help="the server's trigger (default: %(default)s; `never` keeps every call a short closed-book draft, "
+                         "`always` makes every answer's second call a ~500-token passage prompt)")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline
     from rag.server import ServerThread, create_app
-    from triggers import TokenConfidence
+    from rag.registry import build_trigger
 
     questions = ((QUESTIONS + MORE) * (1 + args.requests // (len(QUESTIONS) + len(MORE))))[: args.requests]
-    pipe = Pipeline(lm=HFLanguageModel.load(None), retriever=open_retriever("bm25", progress=False),
-                    trigger=TokenConfidence(), config=LoopConfig(max_steps=2))
+    lm = HFLanguageModel.load(None)
+    pipe = Pipeline(lm=lm, retriever=open_retriever("bm25", progress=False),
+                    trigger=build_trigger(args.trigger, lm=lm), config=LoopConfig(max_steps=2))
     app = create_app(pipe, batch_window_ms=args.batch_window_ms, max_batch=max(args.requests, 2))
     batcher = app.state.service.batcher
     with ServerThread(app) as srv:
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             together = list(pool.map(ask, questions))
         t_concurrent = time.perf_counter() - t
     summary = {
-        "requests": len(questions), "sequential_s": t_sequential, "concurrent_s": t_concurrent,
+        "requests": len(questions), "trigger": args.trigger, "sequential_s": t_sequential, "concurrent_s": t_concurrent,
         "concurrent_over_sequential": t_concurrent / t_sequential,
         "batches_by_calls_merged": dict(sorted(batcher.batch_sizes.items())),
         "answers_equal": sum(a == b for a, b in zip(one_by_one, together)) / len(questions),
