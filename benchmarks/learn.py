@@ -131,16 +131,12 @@ def with_learned(records: Sequence[dict], model: LearnedModel) -> list[dict]:
     return out
 
 
-def learn(records: Sequence[dict], signals: Sequence[str], trigger_options: dict[str, Any], label: str = "helps",
-          metric: str = "contains", budget: float | None = None, folds: int = FOLDS, seed: int = 0) -> tuple[LearnedModel, dict]:
-    """Fit on the even positions, choose the threshold there, evaluate on the odd ones; returns the
-    model (``extra`` filled with cv, the threshold's budget and the held-out figures) and the held-out summary."""
-    if len(records) < 8:
-        raise BenchError("learning a trigger needs at least 8 questions (4 per half)")
-    train, held = split_halves(records)
+def fit(train: Sequence[dict], signals: Sequence[str], trigger_options: dict[str, Any], label: str = "helps",
+        metric: str = "contains", budget: float | None = None, folds: int = FOLDS, seed: int = 0) -> tuple[LearnedModel, dict]:
+    """The model fitted on ``train`` with its threshold chosen there for ``budget``; returns it and
+    ``extra``'s training part (budget, metric, cv, the training operating point)."""
     scorer = Scorer()
-    quality = lambda r, text: scorer(r, text)[metric]  # noqa: E731
-    q_train = Questions(train, quality, resample_weights(len(train), 0))
+    q_train = Questions(train, lambda r, text: scorer(r, text)[metric], resample_weights(len(train), 0))
     x = raw_features(train, signals)
     ranges = finite_ranges(x, signals)
     y = labels(q_train, label)
@@ -148,11 +144,20 @@ def learn(records: Sequence[dict], signals: Sequence[str], trigger_options: dict
     settings = {s: signal_settings(s, trigger_options) for s in signals}
     model = to_model(pipe, signals, settings, ranges, label)
     cut, row = pick_cut(with_learned(train, model), LEARNED, metric, budget)
-    model = LearnedModel(model.features, model.intercept, cut, label)
-    held_out = evaluate(held, model, metric)
     train_fit = {"questions": len(train), "positives": int(y.sum()), "retrieval_rate": row["retrieval_rate"], metric: row[metric]}
-    extra = {"budget": budget, "metric": metric, "cv": cv, "train": train_fit, "held_out": held_out}
-    return LearnedModel(model.features, model.intercept, cut, label, extra), held_out
+    return LearnedModel(model.features, model.intercept, cut, label), {"budget": budget, "metric": metric, "cv": cv, "train": train_fit}
+
+
+def learn(records: Sequence[dict], signals: Sequence[str], trigger_options: dict[str, Any], label: str = "helps",
+          metric: str = "contains", budget: float | None = None, folds: int = FOLDS, seed: int = 0) -> tuple[LearnedModel, dict]:
+    """Fit on the even positions, choose the threshold there, evaluate on the odd ones; returns the
+    model (``extra`` filled with cv, the threshold's budget and the held-out figures) and the held-out summary."""
+    if len(records) < 8:
+        raise BenchError("learning a trigger needs at least 8 questions (4 per half)")
+    train, held = split_halves(records)
+    model, extra = fit(train, signals, trigger_options, label, metric, budget, folds, seed)
+    held_out = evaluate(held, model, metric)
+    return LearnedModel(model.features, model.intercept, model.threshold, label, {**extra, "held_out": held_out}), held_out
 
 
 def evaluate(records: Sequence[dict], model: LearnedModel, metric: str = "contains") -> dict[str, Any]:

@@ -23,30 +23,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.bootstrap import resample_weights
-from benchmarks.calibration import pick_cut
-from benchmarks.learn import (FOLDS, LEARNED, clamp, evaluate, finite_ranges, fit_logistic, labels, learn, raw_features,
-                              signal_settings, to_model, with_learned)
+from benchmarks.learn import LEARNED, evaluate, fit, labels, learn
 from benchmarks.quality import Questions
 from benchmarks.report import Scorer, fmt_ci
 from benchmarks.runner import BenchError, parse_policies, read_results, read_run_manifest
 from corpora.atomic import write_json_atomic, write_text_atomic
 from corpora.jsonfloat import encode_floats
-from triggers.learned import LearnedModel
 
 MIN_POSITIVES = 4
-
-
-def fit_all(records: Sequence[dict], signals: Sequence[str], trigger_options: dict[str, Any], label: str,
-            metric: str, budget: float | None, folds: int = FOLDS, seed: int = 0) -> LearnedModel:
-    """The learned trigger fitted (and its threshold chosen) on every question of one set."""
-    scorer = Scorer()
-    q = Questions(records, lambda r, text: scorer(r, text)[metric], resample_weights(len(records), 0))
-    x = raw_features(records, signals)
-    ranges = finite_ranges(x, signals)
-    pipe, _ = fit_logistic(clamp(x, ranges), labels(q, label), folds, seed)
-    model = to_model(pipe, signals, {s: signal_settings(s, trigger_options) for s in signals}, ranges, label)
-    cut, _ = pick_cut(with_learned(records, model), LEARNED, metric, budget)
-    return LearnedModel(model.features, model.intercept, cut, label)
 
 
 def cell(held: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +67,7 @@ def transfer(runs: dict[str, list[dict]], signals: Sequence[str], trigger_option
             row[train] = {**cell(own), "held_out_half": True}
         except BenchError as exc:  # a half with too few positives for cross-validation
             row[train] = {"error": str(exc)}
-        model = fit_all(recs, signals, opts, label, metric, budget)
+        model, _ = fit(recs, signals, opts, label, metric, budget)  # on every question of the set
         for test, other in runs.items():
             if test != train:
                 row[test] = cell(evaluate(other, model, metric))
@@ -124,6 +108,8 @@ def render(table: dict[str, Any], command: str) -> str:
 
 def load(run: Path) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """Each set sub-folder of a multi-set run: its records and the trigger options it was run with."""
+    if not run.is_dir():
+        raise BenchError(f"{run}: not a folder (a multi-set run folder written by `arag bench --dataset a,b,c --out RUN`)")
     runs, options = {}, {}
     for sub in sorted(p for p in run.iterdir() if (p / "results.jsonl").is_file()):
         recs = read_results(sub, check=True)

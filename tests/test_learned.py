@@ -259,7 +259,7 @@ def test_the_transfer_table_fits_on_one_set_and_tests_on_the_others(cheap_run, t
     import shutil
 
     from benchmarks import learn_transfer
-    from benchmarks.learn import evaluate
+    from benchmarks.learn import evaluate, fit
 
     out, _, records = cheap_run
     multi = tmp_path / "multi"
@@ -272,7 +272,7 @@ def test_the_transfer_table_fits_on_one_set_and_tests_on_the_others(cheap_run, t
     table = json.loads((dest / "learn_transfer.json").read_text())
     assert (dest / "LEARN_TRANSFER.md").read_text() in printed + "\n"
     assert set(table["rows"]) == {"a", "b"} and table["sets"]["a"]["positives"] >= 2
-    model = learn_transfer.fit_all(records, SIGNALS, {}, "helps", "contains", None)
+    model, _ = fit(records, SIGNALS, {}, "helps", "contains", None)
     expected = learn_transfer.cell(evaluate(records, model))
     got = table["rows"]["a"]["b"]
     assert got["gain"] == pytest.approx(expected["gain"]) and got["best_single"] == expected["best_single"]
@@ -283,6 +283,8 @@ def test_the_transfer_table_fits_on_one_set_and_tests_on_the_others(cheap_run, t
     empty.mkdir()
     assert learn_transfer.main(["--run", str(empty), "--signals", signals]) == 2
     assert "no set sub-folder" in capsys.readouterr().err
+    assert learn_transfer.main(["--run", str(tmp_path / "missing"), "--signals", signals]) == 2
+    assert "not a folder" in capsys.readouterr().err
     assert learn_transfer.main(["--run", str(multi), "--signals", signals, "--sets", "a,zzz"]) == 2
     assert "no results for zzz" in capsys.readouterr().err
     skipped = learn_transfer.transfer(learn_transfer.load(multi)[0], SIGNALS, {"a": {}, "b": {}}, min_positives=len(records))
