@@ -135,7 +135,7 @@ class _Driver:
         regen = [(run, run.regenerate, budget) for run, _, budget in live if run.regenerate is not None]
         finals = {id(run): g for (run, _, _), g in zip(regen, self.generate(regen))}
         for run, _, _ in live:
-            run.accept(finals.get(id(run), run.draft))
+            run.accept(run.final(finals.get(id(run), run.draft)))
 
 
 def iter_answers(rag: StepAPI, questions: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE,

@@ -55,6 +55,9 @@ def retrieval_line(answer: Answer) -> str:
     shown = ", ".join(f"{x:.3g}" if math.isfinite(x) else str(x) for x in scores) or "-"
     if answer.retrieved:
         what = f"fired ({answer.trigger} score {shown})"
+    elif answer.nothing_relevant:
+        what = (f"retrieved; nothing relevant ({answer.trigger} score {shown})"
+                + (" · abstained" if answer.abstained else " · answered closed-book"))
     elif answer.fired:
         what = f"fired, nothing retrieved ({answer.trigger} score {shown})"
     else:

@@ -9,6 +9,8 @@ A TOML file: `--config FILE`, else `$ARAG_CONFIG`, else `./arag.toml` when prese
     [loop]
     repetition_penalty = 1.2
     no_repeat_ngram_size = 0
+    relevance_gate = 0.35   # drop retrieved passages less relevant to the question than this
+    abstain = false
 
 Command-line flags win over the file; the file wins over built-in defaults. The file is checked
 when it is read: a misspelt key, an unknown trigger table or a value of the wrong type is one line
@@ -32,7 +34,7 @@ class ConfigError(ValueError):
     that no trigger reads."""
 
 
-_NUMBER, _INT, _STR = "a finite number", "an integer", "a string"
+_NUMBER, _INT, _STR, _BOOL = "a finite number", "an integer", "a string", "a boolean"
 # Per trigger: the keys its factory reads (see rag.registry) and the type each must have.
 TRIGGER_KEYS: dict[str, dict[str, str]] = {
     "token-confidence": {"threshold": _NUMBER, "aggregation": _STR},
@@ -55,7 +57,8 @@ TRIGGER_KEYS["entity-frequency"] = {k: v for k, v in TRIGGER_KEYS["quco"].items(
 PARAMETRISED_KEYS: dict[str, dict[str, str]] = {"learned": {"threshold": _NUMBER},
                                                 "cascade": {"band_lo": _NUMBER, "band_hi": _NUMBER}}
 # The loop's settings a config file may hold (flags win over them; see rag.cli.common.loop_options).
-LOOP_KEYS: dict[str, str] = {"repetition_penalty": _NUMBER, "no_repeat_ngram_size": _INT}
+LOOP_KEYS: dict[str, str] = {"repetition_penalty": _NUMBER, "no_repeat_ngram_size": _INT, "relevance_gate": _NUMBER,
+                             "abstain": _BOOL}
 TOP_LEVEL_KEYS = ("triggers", "loop")
 
 
@@ -98,6 +101,8 @@ def _suggest(word: str, known: Any) -> str:
 
 
 def _type_error(value: Any, expected: str) -> bool:
+    if expected == _BOOL:
+        return not isinstance(value, bool)
     if isinstance(value, bool):  # TOML's true/false are not 1.0/0.0
         return True
     if expected == _NUMBER:

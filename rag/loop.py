@@ -28,6 +28,7 @@ from rag.run import QuestionRun
 from rag.streaming import AnswerText, StepStream, StopHold, accepts, can_stream
 from rag.trace import Answer, Costs
 from retrievers.base import Passage, Retriever, check_k
+from retrievers.relevance import RelevanceGate, check_gate_threshold
 from triggers.base import StepState, Trigger
 
 # Defaults of the repetition controls, chosen on the default model (SmolLM2-135M-Instruct): with passages
@@ -57,9 +58,17 @@ class LoopConfig:
     answer_stops: Sequence[str] = ()
     temperature: float = 0.0
     top_p: float = 1.0
+    # drop retrieved passages whose relevance to the question (retrievers/relevance.py) is below this;
+    # with none left the step keeps its draft. None = off. ``abstain``: then answer ABSTENTION instead
+    relevance_gate: float | None = None
+    abstain: bool = False
 
     def __post_init__(self) -> None:
         check_k(self.k)
+        if self.relevance_gate is not None:
+            self.relevance_gate = check_gate_threshold(self.relevance_gate)
+        if self.abstain and self.relevance_gate is None:
+            raise UsageError("abstain needs the relevance gate (it abstains when the gate finds nothing relevant)")
         for name in ("max_steps", "step_tokens"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -92,6 +101,7 @@ class AdaptiveRAG:
         # where the model ends steps itself; otherwise the step is cut after generation (HTTP backends)
         self._native_step_end = accepts(lm.generate, "step_end")
         self._options = self._generate_options()
+        self.gate = RelevanceGate(self.config.relevance_gate) if self.config.relevance_gate is not None else None
 
     def _generate_options(self) -> dict[str, Any]:
         """Keyword arguments of ``lm.generate`` for a step, beyond the prompt and budget (drafts and samples)."""
@@ -206,6 +216,7 @@ class AdaptiveRAG:
             if run.regenerate is not None:
                 final_stream = stream()
                 final = self.draft([run.regenerate], final_stream, budget)[0]
+            final = run.final(final)
             if final_stream is not None:
                 final_stream.finish(final.text)
             elif feed is not None:

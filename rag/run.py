@@ -13,7 +13,12 @@ A driver's round, per run:
     take_draft(draft)                may end the answer (the model stopped, or repeats a step)
     search set?  ─► found(passages)
     regenerate set? the driver regenerates the step with it, else the draft is final
-    accept(final)
+    accept(final(text))              ``final`` swaps in the abstention where the loop abstains
+
+With a relevance gate (``LoopConfig.relevance_gate``), `found` keeps only the passages relevant to
+the question; when none is left the step keeps its draft — or, with ``abstain``, answers ABSTENTION
+and ends the answer. A question check whose search finds nothing relevant drafts closed-book, and
+the step's own trigger decides again.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from rag.query import form_query
 from rag.steps import REPETITION, first_stop
 from rag.trace import Answer, Costs, StepTrace
 from retrievers.base import Passage, Retriever
+from retrievers.relevance import RELEVANCE_KEY
 from triggers.base import Signal, StepState, Trigger
 
 
@@ -37,6 +43,7 @@ class StepAPI(Protocol):
     trigger: Trigger
     templates: PromptTemplates
     config: Any  # rag.loop.LoopConfig
+    gate: Any  # retrievers.relevance.RelevanceGate | None
 
     def step_prompt(self, question: str, context: Sequence[Passage] = (), accepted: str = "",
                     history: Sequence[tuple[str, str]] = ()) -> Prompt: ...
@@ -45,6 +52,9 @@ class StepAPI(Protocol):
                    query: str | None = None) -> StepState: ...
 
     def draft(self, prompts: Sequence[Prompt], stream: Any = None, budget: int | None = None) -> list[Generation]: ...
+
+
+ABSTENTION = "I could not find this in the documents."
 
 
 def _token_table(g: Generation) -> list[dict]:
@@ -67,6 +77,8 @@ class QuestionRun:
         self.context: list[Passage] = []
         self.pre: Signal | None = None
         self.pre_retrieval: list[Passage] = []
+        self.pre_gate: dict[str, Any] | None = None
+        self._abstain = False
         self.accepted = ""
         self.steps: list[StepTrace] = []
         self.stop_reason, self.stop_hit, self.spent = "step budget", None, 0
@@ -100,15 +112,36 @@ class QuestionRun:
             self.search = state.query or state.question
 
     def found(self, passages: list[Passage]) -> None:
-        """The passages of the pending search: they become the context of this and later steps."""
+        """The passages of the pending search (those the relevance gate keeps): they become the
+        context of this and later steps."""
         self.search = None
+        passages, gate = self._gate(passages)
         if self._trace is None:  # the check before the first step
-            self.pre_retrieval = self.context = passages
+            self.pre_retrieval, self.pre_gate = passages, gate
+            if passages:
+                self.context = passages
             return
-        self._trace.passages = passages
+        self._trace.passages, self._trace.gate = passages, gate
         if passages:
             self.context = passages
             self.regenerate = self.rag.step_prompt(self.question, self.context, self.accepted, self.history)
+        elif gate is not None and self.rag.config.abstain:
+            self._abstain = True
+
+    def _gate(self, passages: list[Passage]) -> tuple[list[Passage], dict[str, Any] | None]:
+        """The passages the gate keeps, and what it did (None: no gate, or nothing to judge)."""
+        gate = self.rag.gate
+        if gate is None or not passages:
+            return passages, None
+        scored = gate.score(self.base_query, passages)
+        kept = gate.keep(scored)
+        return kept, {"threshold": gate.threshold, "relevance": {p.id: p.metadata[RELEVANCE_KEY] for p in scored},
+                      "kept": [p.id for p in kept], "nothing_relevant": not kept}
+
+    def final(self, g: Generation) -> Generation:
+        """The step's final text: ``g`` (the draft or its regeneration), or the abstention when the
+        trigger fired and the gate found nothing relevant (with ``abstain``)."""
+        return Generation(text=ABSTENTION, finished=True) if self._abstain else g
 
     def next_step(self) -> tuple[Prompt, int | None] | None:
         """The prompt and token budget (None: the step's own) of the next draft; None once the answer has ended."""
@@ -160,7 +193,9 @@ class QuestionRun:
         self._trace, self.draft, self.regenerate = None, None, None
         self.spent += len(final.token_ids)
         self.stop_hit = hit[1] if hit else (final.stop if final.stop in stops else None)
-        if self.stop_hit is not None:
+        if self._abstain:
+            self._end("abstained")
+        elif self.stop_hit is not None:
             self._end("stop string")
         elif final.finished:
             self._end("end of answer")
@@ -178,6 +213,6 @@ class QuestionRun:
         """The finished answer (the driver has filled in the LM costs and seconds)."""
         trigger = self.rag.trigger
         return Answer(question=self.question, text=self.accepted.strip(), steps=self.steps, costs=self.costs,
-                      pre_check=self.pre, pre_retrieval=self.pre_retrieval,
+                      pre_check=self.pre, pre_retrieval=self.pre_retrieval, pre_gate=self.pre_gate,
                       trigger=getattr(trigger, "name", type(trigger).__name__), stop_reason=self.stop_reason,
                       stop_string=self.stop_hit)

@@ -35,6 +35,14 @@ class StepTrace:
     text: str = ""  # the accepted text of this step (the regenerated one when retrieval fired)
     draft_tokens: list[dict[str, Any]] = field(default_factory=list)  # token, logprob, entropy
     generation: Generation | None = field(default=None, repr=False)  # the accepted step's generation (not in to_dict)
+    # the relevance gate's verdict on the step's search: threshold, relevance per passage id, kept ids,
+    # nothing_relevant (then ``passages`` is empty and the draft stood); None without a gate
+    gate: dict[str, Any] | None = None
+
+    @property
+    def nothing_relevant(self) -> bool:
+        """Retrieved, and the relevance gate kept none of it."""
+        return bool(self.gate and self.gate["nothing_relevant"])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +55,7 @@ class StepTrace:
             "passage_ids": [p.id for p in self.passages],
             "text": self.text,
             "draft_tokens": self.draft_tokens,
+            "gate": self.gate,
         }
 
 
@@ -61,6 +70,16 @@ class Answer:
     trigger: str = ""
     stop_reason: str = ""
     stop_string: str | None = None  # the caller's stop string that ended the answer (stop_reason "stop string")
+    pre_gate: dict[str, Any] | None = None  # the relevance gate's verdict on the question check's search
+
+    @property
+    def nothing_relevant(self) -> bool:
+        """Some search found nothing relevant (the relevance gate dropped all it returned)."""
+        return bool(self.pre_gate and self.pre_gate["nothing_relevant"]) or any(s.nothing_relevant for s in self.steps)
+
+    @property
+    def abstained(self) -> bool:
+        return self.stop_reason == "abstained"
 
     @property
     def fired(self) -> bool:
@@ -84,9 +103,12 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "retrieved": self.retrieved,
+            "nothing_relevant": self.nothing_relevant,
+            "abstained": self.abstained,
             "trigger": self.trigger,
             "pre_check": self.pre_check.to_dict() if self.pre_check else None,
             "pre_retrieval_passage_ids": [p.id for p in self.pre_retrieval],
+            "pre_gate": self.pre_gate,
             "steps": [s.to_dict() for s in self.steps],
             "sources": [{"id": p.id, "title": p.title, "score": p.score} for p in self.sources],
             "costs": self.costs.to_dict(),

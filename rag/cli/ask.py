@@ -57,7 +57,8 @@ def print_answer(answer) -> None:
     for s in answer.steps:
         if s.signal is None:
             continue
-        mark = "fired → retrieved" if s.passages else ("fired (budget spent)" if s.fired else "not fired")
+        mark = ("fired → retrieved" if s.passages else "fired → retrieved; nothing relevant (draft kept)" if s.nothing_relevant
+                else "fired (budget spent)" if s.fired else "not fired")
         c.print(f"[bold]Step {s.index + 1}:[/bold] {answer.trigger} score {s.signal.score:.3g} — {mark}")
         d = s.signal.details
         if "clusters" in d:
@@ -65,7 +66,14 @@ def print_answer(answer) -> None:
                     f"{d['semantic_entropy']:.2f}, discrete {d['discrete_semantic_entropy']:.2f}")
         if d.get("pairs"):
             c.print("  co-occurrence: " + ", ".join(f"{x['pair'][0]} & {x['pair'][1]}: {x['count']}" for x in d["pairs"]))
-    if not answer.retrieved:
+        if s.gate is not None:
+            c.print("  relevance: " + ", ".join(f"{pid} {r:.2f}" for pid, r in s.gate["relevance"].items())
+                    + f" (gate {s.gate['threshold']:.2f})")
+    if answer.abstained:
+        c.print("[bold]Retrieval:[/bold] retrieved; nothing relevant — abstained")
+    elif answer.nothing_relevant and not answer.retrieved:
+        c.print("[bold]Retrieval:[/bold] retrieved; nothing relevant (answered closed-book)")
+    elif not answer.retrieved:
         c.print("[bold]Retrieval:[/bold] not needed (answered closed-book)")
     if answer.sources:
         c.print("[bold]Sources:[/bold]")

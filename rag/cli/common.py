@@ -117,16 +117,30 @@ def add_loop_args(p: argparse.ArgumentParser) -> None:
                    help="divide the scores of tokens the answer already holds by X (1.0 = off; default: [loop] in the config, else 1.0)")
     g.add_argument("--no-repeat-ngram-size", type=int, default=None, metavar="N",
                    help="never repeat an N-gram of the answer (0 = off; default: [loop] in the config, else 3)")
+    add_gate_args(p)
+
+
+def add_gate_args(p: argparse.ArgumentParser) -> None:
+    from retrievers.relevance import DEFAULT_GATE_THRESHOLD
+
+    g = p.add_argument_group("relevance gate (also [loop] relevance_gate / abstain in --config)")
+    g.add_argument("--relevance-gate", type=finite_float, nargs="?", const=DEFAULT_GATE_THRESHOLD, default=None,
+                   metavar="THRESHOLD", help="drop retrieved passages whose relevance to the question (MiniLM cosine) is "
+                   f"below THRESHOLD (default when given without a value: {DEFAULT_GATE_THRESHOLD}); with none left the "
+                   "step keeps its draft (off unless given or set in the config)")
+    g.add_argument("--abstain", action=argparse.BooleanOptionalAction, default=None,
+                   help="with the gate: when the trigger fired and nothing relevant was found, answer "
+                   "'I could not find this in the documents.' instead of the unsupported draft")
 
 
 def loop_options(args: argparse.Namespace) -> dict:
-    """The loop's repetition controls: flags, else the config file's ``[loop]`` table (checked by
-    rag.config when read), else LoopConfig's defaults."""
-    from rag.config import load_config
+    """The loop's repetition controls and relevance gate: flags, else the config file's ``[loop]`` table
+    (checked by rag.config when read), else LoopConfig's defaults."""
+    from rag.config import LOOP_KEYS, load_config
 
     table = load_config(getattr(args, "config", None)).get("loop", {})
     out = {}
-    for name in ("repetition_penalty", "no_repeat_ngram_size"):
+    for name in LOOP_KEYS:
         value = getattr(args, name, None)
         if value is None:
             value = table.get(name)
@@ -198,6 +212,8 @@ def check_trigger_flags(args: argparse.Namespace, triggers: str) -> None:
 
     chosen = {r for name in split_names(triggers) for p in trigger_parts(name) for r in _readers(p)}
     _check_learned_files(triggers)
+    if getattr(args, "relevance_gate", None) is not None and chosen == {"never"}:
+        raise UsageError("--relevance-gate: the trigger never retrieves, so there is nothing to gate")
     for flag, dest in TRIGGER_FLAGS:
         owners = flag_readers(dest)
         if getattr(args, dest, None) is not None and not chosen & set(owners):

@@ -48,6 +48,7 @@ class Job:
     retrieval: bool = True
     trigger: str | None = None
     repetition: dict[str, Any] = field(default_factory=dict)  # the repetition controls the request sets
+    loop: dict[str, Any] = field(default_factory=dict)  # the relevance gate / abstain settings the request sets
     source: str = "messages"  # the parameter the prompt came from, for errors about it
 
 
@@ -75,10 +76,17 @@ class Body(BaseModel):
 
 
 class AragOptions(Body):
-    """The ``arag`` extension: ``retrieval: false`` for the raw model, ``trigger`` for one request."""
+    """The ``arag`` extension: ``retrieval: false`` for the raw model, ``trigger`` for one request,
+    ``relevance_gate`` (a threshold; the server's when absent) and ``abstain`` (the loop's settings)."""
 
     retrieval: bool = True
     trigger: str | None = None
+    relevance_gate: float | None = Field(None, ge=-1.0, le=1.0)
+    abstain: bool | None = None
+
+    def loop(self) -> dict[str, Any]:
+        """The loop settings this request overrides."""
+        return {k: v for k, v in (("relevance_gate", self.relevance_gate), ("abstain", self.abstain)) if v is not None}
 
 
 class StreamOptions(Body):
@@ -148,7 +156,7 @@ class Sampling(Body):
                    retrieval=self.arag.retrieval, trigger=self.arag.trigger,
                    repetition={k: v for k, v in (("repetition_penalty", self.repetition_penalty),
                                                  ("no_repeat_ngram_size", self.no_repeat_ngram_size)) if v is not None},
-                   **extra)
+                   loop=self.arag.loop(), **extra)
 
 
 class ChatRequest(Sampling):

@@ -125,6 +125,11 @@ class ChatService:
         lm, limit = self.pipeline.lm, context_length(self.pipeline.lm)
         for job in jobs:
             self.trigger(job.trigger)
+            if job.loop:
+                try:
+                    replace(self.pipeline.config, **job.loop)
+                except USER_ERRORS as exc:
+                    raise APIError(400, f"arag.abstain: {exc}", "arag.abstain") from None  # the one cross-field rule
             if limit is None or not hasattr(lm, "encode") or not hasattr(lm, "render"):
                 continue
             n = len(lm.encode(lm.render(self._first_prompt(job))))
@@ -148,7 +153,7 @@ class ChatService:
         config = replace(p.config, seed=p.config.seed if job.seed is None else job.seed,
                          top_logprobs=job.top_logprobs if job.logprobs else 0, answer_tokens=job.max_tokens,
                          answer_stops=tuple(job.stop), temperature=job.temperature, top_p=job.top_p,
-                         **job.repetition)
+                         **job.repetition, **job.loop)
         loop = AdaptiveRAG(lm, p.retriever, self.trigger(job.trigger), config=config)
         answer = loop.answer(turn.question, history=turn.history, retrieval_query=turn.retrieval_query, on_text=on_text)
         trace = answer_trace(answer)
