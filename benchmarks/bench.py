@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.datasets import QAExample, corpus_paths, load_dataset, load_questions_file, shuffled
-from benchmarks.policies import FIXED_POLICIES
+from benchmarks.policies import FIXED_POLICIES, gate_base
 from benchmarks.report import write_report
 from benchmarks.runner import (MANIFEST, RESULTS, BenchConfig, BenchError, QuestionRunner, prepare_run_dir, read_results,
                                read_run_manifest, run_questions, writer_lock)
@@ -28,8 +28,9 @@ def build_triggers(policies: tuple[str, ...], lm: Any, options: dict[str, Any]) 
     ``--corpus-index`` builds its demo index with the model's tokenizer."""
     from rag.registry import build_trigger
 
+    names = dict.fromkeys(gate_base(p)[0] for p in policies)  # NAME@gate uses NAME's trigger
     return {p: build_trigger(p, lm=lm, tokenizer=getattr(lm, "tokenizer", None), **options)
-            for p in policies if p not in FIXED_POLICIES}
+            for p in names if p not in FIXED_POLICIES}
 
 
 def thresholds_of(triggers: dict[str, Trigger]) -> dict[str, Any]:
@@ -121,7 +122,10 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
         retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress, **retriever_options)
         lm = lm or (load_lm or (lambda name: load_language_model(name, concurrency)))(config.model)
         triggers = build_triggers(config.policies, lm, config.trigger_options)
-        runner = QuestionRunner(lm, retriever, triggers, config.loop_config())
+        gated = [gate_base(p)[0] for p in config.policies if gate_base(p)[1]]
+        runner = QuestionRunner(lm, retriever, triggers, config.loop_config(), gated,
+                                config.gated_loop_config() if config.relevance_gate is not None else None,
+                                bool(config.gate_sweep))
         run.update(command=command, setup_seconds=time.perf_counter() - t0, thresholds=thresholds_of(triggers),
                    data_dir=str(data_dir) if data_dir else None, model_name=getattr(lm, "name", config.model))
         write_json_atomic(manifest_path, run)

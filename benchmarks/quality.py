@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.bootstrap import estimate, point
 from benchmarks.gain import adaptive_gain, area, oracle_curve, sweep
 from benchmarks.metrics import prr, weighted_roc_auc
-from benchmarks.policies import FIXED_POLICIES, decision_score, outcome, sweepable
+from benchmarks.policies import FIXED_POLICIES, decision_score, gate_base, outcome, sweepable
 from corpora.jsonfloat import read_float
 
 # per-question value columns: retrieved (0/1), LM calls, generated tokens, quality
@@ -117,7 +117,7 @@ def signal_columns(records: Sequence[dict], policies: Sequence[str]) -> dict[str
     columns: dict[str, list[float | None]] = {}
     live = "live" in records[0]
     for p in policies:
-        if p in FIXED_POLICIES:
+        if p in FIXED_POLICIES or gate_base(p)[1]:  # a gated policy's signal is its base's
             continue
         if live:
             columns[p] = [read_float((r["live"][p]["first_step"] or {}).get("score")) for r in records]

@@ -14,10 +14,11 @@ from typing import Any, Sequence
 from benchmarks.bootstrap import LEVEL, RESAMPLES, SEED, resample_weights
 from benchmarks.catches import catches_section, summarize_catches
 from benchmarks.costs import COST_KEYS, add
+from benchmarks.gate_effect import gate_rows, gate_table
 from benchmarks.metrics import METRICS, score_answer
 from benchmarks.multistep import step_rows, step_table
 from benchmarks.plots import plot
-from benchmarks.policies import FIXED_POLICIES, outcome, step_scores, sweep_cuts, sweepable
+from benchmarks.policies import FIXED_POLICIES, gate_base, outcome, step_scores, sweep_cuts, sweepable
 from benchmarks.quality import Questions, curves, policy_rows, signal_columns, signal_rows, strip_private
 from corpora.atomic import write_json_atomic, write_text_atomic
 from corpora.jsonfloat import encode_floats
@@ -41,6 +42,12 @@ def aggregate(records: Sequence[dict], policy: str, cut: float | None, scorer: S
     outs = [outcome(r, policy, cut) for r in records]
     row: dict[str, Any] = {name: sum(scorer(r, o.text)[name] for r, o in zip(records, outs)) / n for name in METRICS}
     row["retrieval_rate"] = sum(o.retrieved for o in outs) / n
+    if gate_base(policy)[1]:  # abstentions count as wrong above; here their share and the accuracy on the rest
+        answered = [(r, o) for r, o in zip(records, outs) if not o.abstained]
+        row["abstention_rate"] = 1 - len(answered) / n
+        for name in METRICS:  # selective accuracy, per metric
+            row[f"selective_{name}"] = (sum(scorer(r, o.text)[name] for r, o in answered) / len(answered)
+                                        if answered else None)
     total = add(*(o.costs for o in outs))
     row.update({f"{k}_per_q": total[k] / n for k in COST_KEYS})
     row["total_seconds"] = total["seconds"]
@@ -57,13 +64,13 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
     scorer = Scorer()
     thresholds = thresholds or {}
     q = Questions(records, lambda r, text: scorer(r, text)[metric], resample_weights(len(records), resamples, seed))
-    base = [{"policy": p, "threshold": thresholds.get(p), **aggregate(records, p, None, scorer)} for p in policies]
+    base = [{"policy": p, "threshold": thresholds.get(gate_base(p)[0]), **aggregate(records, p, None, scorer)} for p in policies]
     sweeps = {}
     for p in policies:
         if sweepable(p, records):
             sweeps[p] = [{"cut": c, **aggregate(records, p, c, scorer)} for c in sweep_cuts(step_scores(records, p))]
     columns = signal_columns(records, policies)
-    triggers = [p for p in policies if p not in FIXED_POLICIES]
+    triggers = [p for p in policies if p not in FIXED_POLICIES and not gate_base(p)[1]]
     wall = sum(r["wall_seconds"] for r in records)
     alone = {row["policy"]: row["total_seconds"] for row in base}
     costliest = max(alone, key=alone.get)
@@ -73,6 +80,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
         "references": q.references(), "policies": strip_private(policy_rows(q, policies, base)), "sweeps": sweeps,
         "curves": curves(q, policies, columns), "signals": strip_private(signal_rows(q, columns)),
         "catches": summarize_catches(q, triggers), "steps": step_rows(records, policies),
+        "gate": gate_rows(records, policies, lambda r, text: scorer(r, text)[metric]),
         "performance": {"benchmark_wall_seconds": wall, "policy_seconds": alone, "sum_of_policies_seconds": sum(alone.values()),
                         "costliest_policy": costliest, "ratio_to_costliest": wall / alone[costliest] if alone[costliest] else None},
     }
@@ -209,6 +217,12 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
             "triggers): (area under the trigger's accuracy-vs-retrieval curve over all its thresholds − random's) / "
             "(oracle's − random's); 1 = oracle, 0 = random, < 0 = worse than random (`benchmarks/gain.py`).", "",
             other_metrics_table(summary), ""]
+    if summary.get("gate"):
+        out += ["## Relevance gate", "",
+                "`NAME@gate` makes NAME's decisions, but keeps only the retrieved passages whose relevance to the "
+                "question reaches the gate's threshold; with none left the closed-book draft stands (or the run "
+                "abstains, which counts as wrong). *Saved*: NAME wrong, gated right; *lost*: NAME right, gated wrong.", "",
+                gate_table(summary["gate"], summary["policies"], summary["questions"], summary["metric"]), ""]
     if summary.get("steps"):
         out += ["## Steps (multi-step answers)", "",
                 "Per policy: steps per answer, answers longer than one step, where the trigger fired (*step ≥ 2*: "

@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -38,7 +38,9 @@ from rag.batch import draft_shares, search_shares
 from rag.lm import ModelError
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.query import form_query
+from rag.run import ABSTENTION
 from retrievers.base import Passage, Retriever
+from retrievers.relevance import RelevanceGate
 from triggers import Never, TokenConfidence
 from triggers.base import Signal, Trigger
 
@@ -73,9 +75,19 @@ class BenchConfig:
     questions_sha256: str | None = None
     # what ``corpus`` names when it is not a shared set's: corpus files, an index folder, an ES index
     sources: tuple[str, ...] | None = None
+    # the relevance gate of the ``NAME@gate`` policies: its threshold; ``gate_sweep``: keep the drafts of
+    # every number of kept passages (what `arag calibrate --relevance-gate` sweeps); ``abstain``: answer
+    # ABSTENTION where the gate keeps nothing
+    relevance_gate: float | None = None
+    gate_sweep: bool | None = None
+    abstain: bool | None = None
 
     def loop_config(self) -> LoopConfig:
         return LoopConfig(k=self.k, max_steps=self.max_steps, seed=self.seed)
+
+    def gated_loop_config(self) -> LoopConfig:
+        """The loop of the ``NAME@gate`` policies."""
+        return replace(self.loop_config(), relevance_gate=self.relevance_gate, abstain=bool(self.abstain))
 
     def key(self) -> dict[str, Any]:
         """The settings as JSON; the optional fields only when set, so run folders made before they
@@ -84,7 +96,7 @@ class BenchConfig:
         return json.loads(json.dumps(fields, default=str))
 
 
-OPTIONAL_KEYS = ("questions", "questions_sha256", "sources")
+OPTIONAL_KEYS = ("questions", "questions_sha256", "sources", "relevance_gate", "gate_sweep", "abstain")
 
 
 def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -97,11 +109,15 @@ def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
         raise BenchError("no policies given")
     if len(set(names)) != len(names):
         raise BenchError(f"a policy is listed twice: {', '.join(names)}")
+    from benchmarks.policies import gate_base
+
     for name in names:
         try:
-            trigger_parts(name)
+            trigger_parts(gate_base(name)[0])
         except TriggerConfigError as exc:
             raise BenchError(f"policy {name!r}: {exc}") from None
+        if name == "never@gate":
+            raise BenchError("policy 'never@gate': never retrieves, so there is nothing to gate")
     return tuple(names)
 
 
@@ -117,10 +133,19 @@ def signal_dict(sig: Signal, costs: dict[str, float] | None = None, details: boo
 class QuestionRunner:
     """Computes one question's cached record (see the module docstring)."""
 
-    def __init__(self, lm: Any, retriever: Retriever, triggers: dict[str, Trigger], config: LoopConfig) -> None:
+    def __init__(self, lm: Any, retriever: Retriever, triggers: dict[str, Trigger], config: LoopConfig,
+                 gated: Sequence[str] = (), gate_config: LoopConfig | None = None, gate_sweep: bool = False) -> None:
+        """``gated``: the policies (by their ungated names) also run as ``NAME@gate``, with ``gate_config``'s
+        relevance gate; ``gate_sweep``: keep a draft for every number of kept passages, not only the gate's."""
         self.lm, self.retriever, self.triggers, self.config = lm, retriever, triggers, config
         self.meter = Meter(lm)
         self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for its per-step API only
+        self.gated, self.gate_config, self.gate_sweep = tuple(gated), gate_config, gate_sweep
+        self._relevance: dict[tuple, list[float]] = {}
+        self.gate = (RelevanceGate(gate_config.relevance_gate)
+                     if gated and gate_config is not None and gate_config.relevance_gate is not None else None)
+        if gated and self.gate is None:
+            raise BenchError("NAME@gate policies need --relevance-gate")
 
     # -- cached pieces of one question -------------------------------------------------------------
     def _draft(self, question: str, context: list[Passage], cache: dict):
@@ -158,6 +183,32 @@ class QuestionRunner:
             final, _, d_cost = self._draft(question, passages, drafts)
         return {"query": query, "passage_ids": [p.id for p in passages], "text": final.text.strip(),
                 "costs": add(r_cost, d_cost), "retrieval_costs": r_cost}
+
+    def _gate_subsets(self, question: str, passages: list[Passage]) -> tuple[list[float], dict[int, list[Passage]]]:
+        """The passages' relevance, and per number n of passages the gate may keep (0 < n < all), the n
+        most relevant in the retriever's order: the gate's own n, or every n when sweeping."""
+        key = (question, tuple(p.id for p in passages))
+        if key not in self._relevance:  # _warm and run both ask
+            self._relevance[key] = [p.metadata["relevance"] for p in self.gate.score(question, passages)]
+        relevance = self._relevance[key]
+        order = sorted(range(len(passages)), key=lambda i: -relevance[i])
+        kept = sum(1 for r in relevance if r >= self.gate.threshold)
+        sizes = range(1, len(passages)) if self.gate_sweep else [kept] if 0 < kept < len(passages) else []
+        return relevance, {n: [passages[i] for i in sorted(order[:n])] for n in sizes}
+
+    def _gate(self, question: str, rag: dict[str, Any], drafts: dict, retrievals: dict) -> dict[str, Any]:
+        """The gated RAG branch's pieces (`benchmarks.policies.gated_branch` assembles them): relevance
+        of each passage (written into ``rag``), the drafts with the kept subsets."""
+        passages = self._retrieve(rag["query"], retrievals)[0]
+        relevance, subsets = self._gate_subsets(question, passages)
+        rag["relevance"] = relevance
+        out: dict[str, Any] = {"threshold": self.gate.threshold, "drafts": {}}
+        if self.gate_config is not None and self.gate_config.abstain:
+            out["abstention"] = ABSTENTION
+        for n, kept in subsets.items():
+            g, _, cost = self._draft(question, kept, drafts)
+            out["drafts"][str(n)] = {"passage_ids": [p.id for p in kept], "text": g.text.strip(), "costs": cost}
+        return out
 
     def _score(self, trigger: Trigger, state: LedgerState) -> dict[str, Any]:
         state.used = set()
@@ -207,6 +258,8 @@ class QuestionRunner:
             record["extra_signals"] = {f"token-confidence:{a}": json_float(TokenConfidence(a).score(state).score)
                                        for a in FREE_AGGREGATIONS}
             record["rag"] = self._rag(q, g, drafts, retrievals)
+            if self.gate is not None:
+                record["gate"] = self._gate(q, record["rag"], drafts, retrievals)
             if pre:
                 record["pre"] = pre
         record["wall_seconds"] = time.perf_counter() - t0
@@ -218,9 +271,11 @@ class QuestionRunner:
         from triggers import Always
 
         policies: dict[str, Trigger] = {"never": Never(), "always": Always(), **self.triggers}
+        runs = [(name, trig, self.config) for name, trig in policies.items()]
+        runs += [(f"{name}@gate", policies[name], self.gate_config) for name in self.gated]
         out: list[dict[str, Any]] = [{} for _ in questions]
-        for name, trig in policies.items():
-            loop = AdaptiveRAG(self.lm, self.retriever, trig, config=self.config)
+        for name, trig, config in runs:
+            loop = AdaptiveRAG(self.lm, self.retriever, trig, config=config)
             for entry, ans in zip(out, loop.answer_many(questions, batch_size=len(questions))):
                 first = ans.steps[0].signal if ans.steps and not ans.pre_retrieval else None
                 entry[name] = {"text": ans.text, "retrieved": ans.retrieved, "costs": ans.costs.to_dict(),
@@ -229,6 +284,8 @@ class QuestionRunner:
                                "steps": [{"fired": s.fired, "score": json_float(s.signal.score) if s.signal else None}
                                          for s in ans.steps],
                                "stop_reason": ans.stop_reason}
+                if config is not self.config:
+                    entry[name].update(abstained=ans.abstained, nothing_relevant=ans.nothing_relevant)
         return out
 
     def run_many(self, examples: Sequence[QAExample]) -> list[dict[str, Any]]:
@@ -264,6 +321,12 @@ class QuestionRunner:
         prompts = [self.loop.step_prompt(q, passages) for _, q, passages in todo]
         for (cache, _, passages), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
             cache[tuple(p.id for p in passages)] = (g, prompt, cost.to_dict())
+        if self.gate is not None:  # the drafts with the gate's subsets, in one call too
+            todo = [(cache, q, kept) for cache, q, passages in zip(drafts, questions, found) if passages
+                    for kept in self._gate_subsets(q, passages)[1].values()]
+            prompts = [self.loop.step_prompt(q, kept) for _, q, kept in todo]
+            for (cache, _, kept), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
+                cache[tuple(p.id for p in kept)] = (g, prompt, cost.to_dict())
         return list(zip(drafts, searches))
 
 

@@ -3,7 +3,8 @@
 Trigger names: token-confidence, always, never, semantic-entropy, quco; the signals of issue 12
 (draft: msp, perplexity, mean-entropy; samples: lexical-similarity, num-sem-sets, eigval, degree;
 one more call: p-true; question: question-length, entity-frequency; a search first:
-retrieval-top1, retrieval-gap, retrieval-support); ``a+b`` is AnyOf(a, b). Parametrised names
+retrieval-top1, retrieval-gap, retrieval-support); ``a+b`` is AnyOf(a, b), ``a&b`` AllOf(a, b) (one
+operator per name), ``-a`` (or ``inverse:a``) fires where ``a`` does not and reads ``a``'s settings. Parametrised names
 (`PARAMETRISED`): ``learned:PATH`` (a fitted model over other signals, `triggers.learned`) and
 ``cascade:CHEAP,COSTLY`` (`triggers.cascade`); in a comma-separated list of policies a cascade
 takes the name after it as its COSTLY member (`split_names`).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from triggers import AnyOf, Always, Never, TokenConfidence, Trigger, TriggerConfigError
+from triggers import AllOf, AnyOf, Always, Inverted, Never, TokenConfidence, Trigger, TriggerConfigError
 
 
 def _token_confidence(threshold: float | None = None, aggregation: str = "min_prob", **_: Any) -> Trigger:
@@ -84,12 +85,34 @@ def split_names(text: str) -> list[str]:
     return names
 
 
+INVERSE_PREFIXES = ("-", "inverse:")
+
+
+def inverted(part: str) -> str | None:
+    """The trigger name that ``-NAME`` / ``inverse:NAME`` inverts, else None."""
+    for prefix in INVERSE_PREFIXES:
+        if part.startswith(prefix):
+            return part[len(prefix):].strip()
+    return None
+
+
+def base_part(part: str) -> str:
+    """The trigger a part builds on: ``-a`` → ``a``; anything else itself."""
+    inner = inverted(part)
+    return part if inner is None else inner
+
+
 def _check_part(part: str) -> None:
+    inner = inverted(part)
+    if inner is not None:
+        if not inner or inverted(inner) is not None:
+            raise TriggerConfigError(f"{part!r}: an inverted trigger is -NAME (or inverse:NAME) with one trigger name")
+        return _check_part(inner)
     param = parametrised(part)
     if param is None:
         if part not in TRIGGERS:
             raise TriggerConfigError(f"unknown trigger {part!r}; choose from {', '.join(TRIGGERS)} "
-                                     "(or a+b, learned:PATH, cascade:CHEAP,COSTLY)")
+                                     "(or a+b, a&b, -a, learned:PATH, cascade:CHEAP,COSTLY)")
         return
     prefix, arg = param
     if not arg:
@@ -104,10 +127,20 @@ def _check_part(part: str) -> None:
             _check_part(m)
 
 
+def operator(name: str) -> str:
+    """How the parts of ``name`` combine: "+" (any fires), "&" (all fire); one of them per name."""
+    whole = parametrised(base_part(name.strip()))
+    if whole and whole[0] == "learned":  # a path may hold "+" or "&"
+        return "+"
+    if "+" in name and "&" in name:
+        raise TriggerConfigError(f"{name!r} mixes + (any of) and & (all of); use one of them")
+    return "&" if "&" in name else "+"
+
+
 def trigger_parts(name: str) -> list[str]:
-    """The known trigger names of ``a+b``; an empty part (``always+``) or an unknown name is an error."""
-    whole = parametrised(name.strip())
-    parts = [name.strip()] if whole and whole[0] == "learned" else [p.strip() for p in name.split("+")]  # a path may hold "+"
+    """The known trigger names of ``a+b`` / ``a&b``; an empty part (``always+``) or an unknown name is an error."""
+    whole = parametrised(base_part(name.strip()))
+    parts = [name.strip()] if whole and whole[0] == "learned" else [p.strip() for p in name.split(operator(name))]
     if not all(parts):
         raise TriggerConfigError(f"empty trigger name in {name!r}" if name.strip() else "empty trigger name")
     for part in parts:
@@ -150,17 +183,24 @@ def build_trigger(name: str, **options: Any) -> Trigger:
     parts = trigger_parts(name)
     if len(parts) > 1 and options.get("threshold") is not None:
         raise TriggerConfigError("--threshold is ambiguous for a combined trigger; set per-trigger thresholds in the config file")
-    built = []
-    for part in parts:
-        try:
-            if parametrised(part):
-                built.append(_build_parametrised(part, options, per.get(part, {}), per, config_file))
-                continue
-            merged = {**per.get(part, {}), **{k: v for k, v in options.items() if v is not None}}
-            built.append(TRIGGERS[part](**merged))
-        except TriggerConfigError as exc:
-            if config_file and per.get(part):
-                table = f'"{part}"' if parametrised(part) else part
-                raise TriggerConfigError(f"{exc} (with the settings of {config_file} [triggers.{table}])") from None
-            raise
-    return built[0] if len(built) == 1 else AnyOf(built, name="+".join(parts))
+    built = [_build_part(part, options, per, config_file) for part in parts]
+    if len(built) == 1:
+        return built[0]
+    return AllOf(built, name="&".join(parts)) if operator(name) == "&" else AnyOf(built, name="+".join(parts))
+
+
+def _build_part(part: str, options: dict[str, Any], per: dict, config_file: str | None) -> Trigger:
+    """One part of a name: ``-a`` is `Inverted` of ``a`` built with ``a``'s settings."""
+    inner = inverted(part)
+    if inner is not None:
+        return Inverted(_build_part(inner, options, per, config_file), name=part)
+    try:
+        if parametrised(part):
+            return _build_parametrised(part, options, per.get(part, {}), per, config_file)
+        merged = {**per.get(part, {}), **{k: v for k, v in options.items() if v is not None}}
+        return TRIGGERS[part](**merged)
+    except TriggerConfigError as exc:
+        if config_file and per.get(part):
+            table = f'"{part}"' if parametrised(part) else part
+            raise TriggerConfigError(f"{exc} (with the settings of {config_file} [triggers.{table}])") from None
+        raise

@@ -1,9 +1,11 @@
 """Fixed policies and boolean combinations of triggers.
 
-`AnyOf`/`AllOf` pass the *same* `StepState` to every member, so a statistic one member computes
-(e.g. N samples) is reused by the next. Their score is the max (AnyOf) / min (AllOf) of the
-members' scores, which is only meaningful for sweeps when members share a scale; the members'
-own signals are kept in ``details``.
+`AnyOf` (``a+b``) / `AllOf` (``a&b``) pass the *same* `StepState` to every member, so a statistic one
+member computes (e.g. N samples, a search) is reused by the next. Their score is the max (AnyOf) /
+min (AllOf) of the members' scores, which is only meaningful for sweeps when members share a scale;
+the members' own signals are kept in ``details``. `Inverted` (``-a``) fires where its member does
+not, with the score negated, so "fire when score > cut" still holds: ``token-confidence&-retrieval-top1``
+retrieves when the model is unsure *and* the retriever is confident.
 """
 from __future__ import annotations
 
@@ -91,3 +93,25 @@ class AllOf:
     def score(self, state: StepState) -> Signal:
         sigs = [m.score(state) for m in self.members]
         return _combine(self.members, sigs, all(s.fired for s in sigs), min(s.score for s in sigs))
+
+
+@dataclass
+class Inverted:
+    """Fire exactly when ``member`` does not; score = −(member's score)."""
+
+    member: Trigger
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"-{self.member.name}"
+
+    @staticmethod
+    def _invert(sig: Signal) -> Signal:
+        return Signal(score=-sig.score, fired=not sig.fired, details={"inverted": sig.to_dict()})
+
+    def check_question(self, state: StepState) -> Signal | None:
+        sig = self.member.check_question(state)
+        return None if sig is None else self._invert(sig)
+
+    def score(self, state: StepState) -> Signal:
+        return self._invert(self.member.score(state))

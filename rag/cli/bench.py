@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from rag.cli.common import add_batch_size_arg, add_elasticsearch_args, add_model_args, add_trigger_options, positive_int, show_progress
+from rag.cli.common import (add_batch_size_arg, add_elasticsearch_args, add_model_args, add_trigger_options, finite_float,
+                            positive_int, show_progress)
 from retrievers.kinds import RETRIEVER_KINDS
 
 DEFAULT_POLICIES = "never,always,token-confidence"
@@ -44,6 +45,17 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed for triggers that sample (default: 0)")
     add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
     add_trigger_options(g)
+    from retrievers.relevance import DEFAULT_GATE_THRESHOLD
+
+    g.add_argument("--relevance-gate", type=finite_float, nargs="?", const=DEFAULT_GATE_THRESHOLD, default=None, metavar="THRESHOLD",
+                   help="the relevance gate of the NAME@gate policies (default: [loop] relevance_gate in --config, "
+                        f"else {DEFAULT_GATE_THRESHOLD})")
+    g.add_argument("--relevance-gate-sweep", dest="gate_sweep", action="store_true",
+                   help="keep the NAME@gate drafts for every number of kept passages, so that `arag calibrate "
+                        "--relevance-gate` can choose the threshold from this run (k-1 more drafts per question)")
+    g.add_argument("--abstain", action="store_true",
+                   help="NAME@gate policies answer 'I could not find this in the documents.' where the gate keeps "
+                        "nothing (counted wrong; the report adds abstention rate and selective accuracy)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +98,10 @@ def bench_config(args: argparse.Namespace, policies: tuple[str, ...]):
     from benchmarks.runner import BenchConfig
     from rag.cli.common import check_trigger_flags, trigger_options
 
-    check_trigger_flags(args, ",".join(policies))
+    from benchmarks.policies import gate_base
+
+    check_trigger_flags(args, ",".join(gate_base(p)[0] for p in policies))
+    gate = _gate_threshold(args, policies)
     # the settings, not where they came from, determine the results (and so the run folder)
     options = {k: v for k, v in trigger_options(args).items() if v is not None and v != {} and k != "config_file"}
     questions = _questions_file(args)
@@ -97,7 +112,29 @@ def bench_config(args: argparse.Namespace, policies: tuple[str, ...]):
                        relation=args.relation, shuffle_seed=None if args.file_order else 0, retriever=retriever,
                        corpus=corpus, k=args.k, model=args.model, max_steps=args.max_steps, seed=args.seed,
                        trigger_options=options, questions=str(questions) if questions else None,
-                       questions_sha256=_sha256(questions) if questions else None, sources=sources)
+                       questions_sha256=_sha256(questions) if questions else None, sources=sources,
+                       relevance_gate=gate, gate_sweep=getattr(args, "gate_sweep", None) or None,
+                       abstain=args.abstain or None)
+
+
+def _gate_threshold(args: argparse.Namespace, policies: tuple[str, ...]) -> float | None:
+    """The gate of the NAME@gate policies: the flag, the config's [loop] relevance_gate, the default;
+    None (and the flags refused) without such policies."""
+    from benchmarks.policies import gate_base
+    from benchmarks.runner import BenchError
+    from rag.config import load_config
+    from retrievers.relevance import DEFAULT_GATE_THRESHOLD, check_gate_threshold
+
+    if not any(gate_base(p)[1] for p in policies):
+        for flag, value in (("--relevance-gate", args.relevance_gate), ("--abstain", args.abstain or None),
+                            ("--relevance-gate-sweep", getattr(args, "gate_sweep", None) or None)):
+            if value is not None:
+                raise BenchError(f"{flag} applies to NAME@gate policies (e.g. --policies always,always@gate); none is listed")
+        return None
+    if args.relevance_gate is not None:
+        return check_gate_threshold(args.relevance_gate)
+    table = load_config(getattr(args, "config", None)).get("loop", {})
+    return check_gate_threshold(table.get("relevance_gate", DEFAULT_GATE_THRESHOLD))
 
 
 def _questions_file(args: argparse.Namespace) -> Path | None:

@@ -74,7 +74,8 @@ def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidenc
     g = p.add_argument_group("trigger")
     g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco | msp | perplexity | mean-entropy | "
                    "lexical-similarity | num-sem-sets | eigval | degree | p-true | question-length | entity-frequency | "
-                   "retrieval-top1 | retrieval-gap | retrieval-support, or a+b (any of), learned:PATH (from `arag calibrate --learn`), "
+                   "retrieval-top1 | retrieval-gap | retrieval-support, or a+b (any of), a&b (all of), -a (fires where a does not; "
+                   "alone write --trigger=-a), learned:PATH (from `arag calibrate --learn`), "
                    "cascade:CHEAP,COSTLY (default: %(default)s)")
     g.add_argument("--threshold", type=finite_float, default=None, help="the trigger's threshold (default: from --config, else the trigger's default)")
     add_trigger_options(g)
@@ -194,8 +195,10 @@ def flag_readers(dest: str) -> tuple[str, ...]:
 def _readers(part: str) -> set[str]:
     """The names a flag's owner list may match for one trigger part: itself, a parametrised name's
     prefix, and a cascade's members."""
-    from rag.registry import parametrised, trigger_parts
+    from rag.registry import inverted, parametrised, trigger_parts
 
+    if inverted(part) is not None:  # -a reads a's settings
+        return _readers(inverted(part))
     param = parametrised(part)
     if param is None:
         return {part}
@@ -222,11 +225,11 @@ def check_trigger_flags(args: argparse.Namespace, triggers: str) -> None:
 
 def _check_learned_files(triggers: str) -> None:
     """A ``learned:PATH`` file is read and its signals checked now, before any model loads."""
-    from rag.registry import parametrised, split_names, trigger_parts
+    from rag.registry import base_part, parametrised, split_names, trigger_parts
     from triggers.learned import read_model
 
     for name in split_names(triggers):
-        for part in trigger_parts(name):
+        for part in map(base_part, trigger_parts(name)):
             members = parametrised(part)[1].split(",") if part.startswith("cascade:") else [part]
             for m in members:
                 if m.strip().startswith("learned:"):
