@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.plots import plot_gain_heatmap
-from benchmarks.report import fmt_ci
+from benchmarks.report import fmt_ci, gain_cell
 from benchmarks.runner import BenchConfig, BenchError
 from corpora.atomic import write_json_atomic, write_text_atomic
 from corpora.jsonfloat import encode_floats
@@ -51,7 +51,8 @@ def gain_table(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     triggers: list[str] = []
     for name, s in summaries.items():
         rows = {r["policy"]: r for r in s["policies"]}
-        gains = {p: {"gain": r["gain"], "gain_ci": r.get("gain_ci")} for p, r in rows.items() if "gain" in r}
+        gains = {p: {"gain": r["gain"], "gain_ci": r.get("gain_ci"), **({"gain_note": r["gain_note"]} if r.get("gain_note") else {})}
+                 for p, r in rows.items() if "gain" in r}
         triggers += [p for p in gains if p not in triggers]
         defined = [g for g in s["signals"] if g.get("gain") is not None]
         best = max(defined, key=lambda g: g["gain"], default=None)
@@ -71,14 +72,15 @@ def render(table: dict[str, Any], command: str, heatmap: str | None) -> str:
         out += ["```", command, "```", ""]
     out += [f"Accuracy = {table['metric']}; [brackets] = 95 % bootstrap intervals over each set's questions. Each set's "
             "own report: `<set>/REPORT.md`. *Adaptive gain*: 1 = oracle, 0 = random triggering, < 0 = worse than random "
-            "(`benchmarks/gain.py`); – = undefined (retrieval changes no answer on that set). *Helps*: questions where "
+            "(`benchmarks/gain.py`); – = undefined (retrieval changes no answer on that set); *too few events (n)*: "
+            "retrieval changes fewer than 10 answers on that set, too few for a gain or its interval. *Helps*: questions where "
             "retrieval turns a wrong closed-book answer right (what a trigger can gain on).", "",
             "| set | questions | helps | never (accuracy) | always (accuracy) | "
             + " | ".join(f"{t} (gain)" for t in table["triggers"]) + " | best signal (gain) |",
             "|---|---|---|---|---|" + "---|" * len(table["triggers"]) + "---|"]
     for d in names:
         row = sets[d]
-        gains = [fmt_ci(g["gain"], g["gain_ci"], signed=True) if (g := row["gain"].get(t)) else "–" for t in table["triggers"]]
+        gains = [gain_cell(g) if (g := row["gain"].get(t)) else "–" for t in table["triggers"]]
         best = f"{b['signal']} {fmt_ci(b['gain'], b['gain_ci'], signed=True)}" if (b := row["best_signal"]) else "–"
         out.append(f"| {d} | {row['questions']} | {row['retrieval_helps']} | {fmt_ci(row['never'], row['never_ci'], True)} | "
                    f"{fmt_ci(row['always'], row['always_ci'], True)} | " + " | ".join(gains) + f" | {best} |")

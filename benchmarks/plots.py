@@ -97,7 +97,7 @@ def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
 
 def plot_gain_heatmap(table: dict[str, Any], out_dir: Path) -> str | None:
     """``gain_heatmap.png``: adaptive gain per (trigger, dataset) of a multi-set run, each cell with its
-    95 % interval; red = worse than random, blue = better, grey = undefined. None without triggers."""
+    95 % interval; red = worse than random, blue = better, grey = undefined or too few events. None without triggers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,7 +116,10 @@ def plot_gain_heatmap(table: dict[str, Any], out_dir: Path) -> str | None:
     for i, row in enumerate(cells):
         for j, c in enumerate(row):
             ci = c["gain_ci"]
-            text = "–" if c["gain"] is None else f"{c['gain']:+.2f}" + (f"\n[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+            if c.get("gain_note"):  # too few events for a gain: say so, not a colour
+                text = c["gain_note"].replace(" events", "\nevents")
+            else:
+                text = "–" if c["gain"] is None else f"{c['gain']:+.2f}" + (f"\n[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
             dark = c["gain"] is not None and abs(c["gain"]) > 0.6
             ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
     ax.set_xticks(range(len(names)), [f"{d}\n(n={sets[d]['questions']})" for d in names], fontsize=7, rotation=30, ha="right")

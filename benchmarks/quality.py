@@ -24,6 +24,11 @@ from benchmarks.metrics import prr, weighted_roc_auc
 from benchmarks.policies import FIXED_POLICIES, decision_score, gate_base, outcome, sweepable
 from corpora.jsonfloat import read_float
 
+# Below this many events (questions where retrieval changes the answer: helps + hurts) no gain is
+# reported: the oracle is then one or two questions, a trigger that happens to order them right scores
+# ±1, and a percentile bootstrap over so few events collapses to a point.
+MIN_EVENTS = 10
+
 # per-question value columns: retrieved (0/1), LM calls, generated tokens, quality
 AXES = ("retrieval_rate", "lm_calls_per_q", "generated_tokens_per_q")
 RET, QUALITY = 0, 3
@@ -73,9 +78,17 @@ def _two_states(q: Questions, policy: str) -> tuple[np.ndarray, np.ndarray, np.n
 
 def _gain(q: Questions, score: np.ndarray, low: np.ndarray, high: np.ndarray, idx: np.ndarray | None = None) -> dict[str, Any]:
     sel = slice(None) if idx is None else idx
+    events = int(q.helps[sel].sum() + q.hurts[sel].sum())
+    if events < MIN_EVENTS:
+        return {"gain": None, "gain_ci": None, "area_above_random": None, "area_above_random_ci": None,
+                "gain_note": too_few(events)}
     w = q.weights[:, sel]
     g = adaptive_gain(score, low[:, [RET, QUALITY]], high[:, [RET, QUALITY]], q.closed[sel], q.rag[sel], w)
     return {"_gain": g["gain"], **estimate("gain", g["gain"]), **estimate("area_above_random", g["area"] - g["random_area"])}
+
+
+def too_few(events: int) -> str:
+    return f"too few events ({events})"
 
 
 def _versus_best(rows: list[dict], key: str, name: str) -> None:

@@ -19,7 +19,7 @@ from benchmarks.metrics import METRICS, score_answer
 from benchmarks.multistep import step_rows, step_table
 from benchmarks.plots import plot
 from benchmarks.policies import FIXED_POLICIES, gate_base, outcome, step_scores, sweep_cuts, sweepable
-from benchmarks.quality import Questions, curves, policy_rows, signal_columns, signal_rows, strip_private
+from benchmarks.quality import MIN_EVENTS, Questions, curves, policy_rows, signal_columns, signal_rows, strip_private
 from corpora.atomic import write_json_atomic, write_text_atomic
 from corpora.jsonfloat import encode_floats
 
@@ -148,6 +148,11 @@ def fmt_ci(value: float | None, ci: list[float] | None, pct: bool = False, signe
     return f"{fmt(value)}{unit} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else f"{fmt(value)}{unit}"
 
 
+def gain_cell(row: dict[str, Any]) -> str:
+    """The adaptive gain with its interval, or why there is none (too few events to estimate it)."""
+    return row.get("gain_note") or fmt_ci(row.get("gain"), row.get("gain_ci"), signed=True)
+
+
 def vs_best_cell(row: dict[str, Any], pct: bool) -> str:
     best = row.get("vs_best")
     if not best:
@@ -175,7 +180,7 @@ def policy_table(summary: dict[str, Any]) -> str:
     for r in summary["policies"]:
         lines.append(f"| {r['policy']} | {_f(r['threshold'])} | {fmt_ci(r['accuracy'], r['accuracy_ci'], True)} | "
                      f"{_pct(r['retrieval_rate'])} | {_pct(r['random_at_rate'])} | {_pct(r['oracle_at_rate'])} | "
-                     f"{fmt_ci(r['vs_random'], r['vs_random_ci'], True, signed=True)} | {fmt_ci(r.get('gain'), r.get('gain_ci'), signed=True)} | "
+                     f"{fmt_ci(r['vs_random'], r['vs_random_ci'], True, signed=True)} | {gain_cell(r)} | "
                      f"{vs_best_cell(r, True)} | {r['lm_calls_per_q']:.2f} | {r['generated_tokens_per_q']:.1f} | {r['seconds_per_q']:.2f} |")
     return "\n".join(lines)
 
@@ -197,7 +202,7 @@ def signal_table(summary: dict[str, Any]) -> str:
     for s in summary["signals"]:
         lines.append(f"| {s['signal']} | {s['n']} | {s['errors']} | {s['helps']} | {fmt_ci(s['roc_auc'], s['roc_auc_ci'])} | "
                      f"{fmt_ci(s['roc_auc_helps'], s['roc_auc_helps_ci'])} | {_f(s['prr'])} | {_f(s['prr_helps'])} | "
-                     f"{fmt_ci(s['gain'], s['gain_ci'], signed=True)} | {fmt_ci(s['area_above_random'], s['area_above_random_ci'], signed=True)} | {vs_best_cell(s, False)} |")
+                     f"{gain_cell(s)} | {fmt_ci(s['area_above_random'], s['area_above_random_ci'], signed=True)} | {vs_best_cell(s, False)} |")
     return "\n".join(lines)
 
 
@@ -215,7 +220,9 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
             "## Policies", "", references_text(summary), "", policy_table(summary), "",
             "*Δ vs random*: accuracy minus random triggering's at the same retrieval rate. *Adaptive gain* (threshold "
             "triggers): (area under the trigger's accuracy-vs-retrieval curve over all its thresholds − random's) / "
-            "(oracle's − random's); 1 = oracle, 0 = random, < 0 = worse than random (`benchmarks/gain.py`).", "",
+            "(oracle's − random's); 1 = oracle, 0 = random, < 0 = worse than random (`benchmarks/gain.py`). "
+            f"*Too few events (n)*: retrieval changes fewer than {MIN_EVENTS} answers here, so no gain is reported "
+            "(the oracle is one or two questions, and a percentile bootstrap over so few events collapses to a point).", "",
             other_metrics_table(summary), ""]
     if summary.get("gate"):
         out += ["## Relevance gate", "",
