@@ -1,4 +1,4 @@
-"""Many questions at once (DESIGN.md "Many questions at once"): the loop's steps in lock-step.
+"""Many questions at once (docs/design.md, "Many questions at once"): the loop's steps in lock-step.
 
 Each question is a `rag.run.QuestionRun`, the same state machine `AdaptiveRAG.answer` drives, so a
 batched answer makes the same decisions as a one-by-one answer. A round drafts every active question

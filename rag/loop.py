@@ -1,4 +1,4 @@
-"""The step-wise adaptive retrieval loop (DESIGN.md "Data flow").
+"""The step-wise adaptive retrieval loop (docs/design.md, "Data flow (one question)").
 
     question ─► [check on the question alone] ─► for each step (a sentence or a line, rag/steps.py):
         draft greedily (token log-probs and entropies kept) ─► trigger scores the draft
