@@ -29,7 +29,7 @@ from retrievers.base import Passage, Retriever, retrieve_many
 
 # questions decoded together by `answer_many`, `arag ask --questions` and `arag bench`. Measured with
 # `python -m benchmarks.perf_batch --limit 64 --batch-sizes 1,4,8,16,32` (default model, 2 CPU cores):
-# 1.93× sequential at 16, 1.98× at 32 for 1.7× the memory rise; README "Performance"
+# 1.93× sequential at 16, 1.98× at 32 for 1.7× the memory rise; docs/performance.md "Batched answering"
 DEFAULT_BATCH_SIZE = 16
 
 

@@ -32,8 +32,8 @@ from triggers.base import StepState, Trigger
 
 # Defaults of the repetition controls, chosen on the default model (SmolLM2-135M-Instruct): with passages
 # in the prompt it looped ("Paris, the City of the City of …") without them; no_repeat_ngram_size=3 gave
-# the cleanest text, repetition_penalty=1.2 pushed it off the passages' facts. See README "How the loop
-# works". 1.0 / 0 switch them off.
+# the cleanest text, repetition_penalty=1.2 pushed it off the passages' facts. See docs/concepts.md
+# "Repetition". 1.0 / 0 switch them off.
 REPETITION_PENALTY = 1.0
 NO_REPEAT_NGRAM_SIZE = 3
 
