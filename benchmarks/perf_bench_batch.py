@@ -6,7 +6,7 @@ ratio, and compares the two ``summary.json`` files field by field: every policy'
 retrieval rate, LM and retriever calls and prompt tokens per question, every signal's ROC-AUC and
 gain, must agree within ``--tolerance`` (float ties moved by padding aside, they are equal). Seconds
 and generated tokens per question are not compared: a batched call's time and tokens are shared
-between its rows (README "Many questions at once").
+between its rows (docs/concepts.md "Many questions at once").
 
     .venv/bin/python -m benchmarks.perf_bench_batch [--limit 32] [--batch-size 16] [--out DIR]
 """

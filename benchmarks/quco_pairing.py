@@ -7,7 +7,7 @@ is 0; 0.5 is chance) and how often the check fires at its threshold on wrong and
 It reads any `arag bench` run folder (max-steps 1), or one written by ``drafts``: the same
 records (id, question, answers, closed_book.text) for the same questions, but only the
 closed-book draft is generated (`arag bench` also retrieves and regenerates, ~3× the model time).
-The default pairing was chosen from this table (README, QuCo section):
+The default pairing was chosen from this table (docs/triggers/quco.md):
 
     python -m benchmarks.quco_pairing drafts --dataset nq_open_oracle --limit 150 --out runs/drafts-nq_open_oracle
     python -m benchmarks.quco_pairing drafts --dataset triviaqa_sample_200 --limit 150 --out runs/drafts-triviaqa_sample_200

@@ -1,4 +1,4 @@
-"""Many questions at once (DESIGN.md "Many questions at once"): the loop's steps in lock-step.
+"""Many questions at once (docs/design.md, "Many questions at once"): the loop's steps in lock-step.
 
 Each question is a `rag.run.QuestionRun`, the same state machine `AdaptiveRAG.answer` drives, so a
 batched answer makes the same decisions as a one-by-one answer. A round drafts every active question
@@ -29,7 +29,7 @@ from retrievers.base import Passage, Retriever, retrieve_many
 
 # questions decoded together by `answer_many`, `arag ask --questions` and `arag bench`. Measured with
 # `python -m benchmarks.perf_batch --limit 64 --batch-sizes 1,4,8,16,32` (default model, 2 CPU cores):
-# 1.93× sequential at 16, 1.98× at 32 for 1.7× the memory rise; README "Performance"
+# 1.93× sequential at 16, 1.98× at 32 for 1.7× the memory rise; docs/performance.md "Batched answering"
 DEFAULT_BATCH_SIZE = 16
 
 

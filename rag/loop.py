@@ -1,4 +1,4 @@
-"""The step-wise adaptive retrieval loop (DESIGN.md "Data flow").
+"""The step-wise adaptive retrieval loop (docs/design.md, "Data flow (one question)").
 
     question ─► [check on the question alone] ─► for each step (a sentence or a line, rag/steps.py):
         draft greedily (token log-probs and entropies kept) ─► trigger scores the draft
@@ -33,8 +33,8 @@ from triggers.base import StepState, Trigger
 
 # Defaults of the repetition controls, chosen on the default model (SmolLM2-135M-Instruct): with passages
 # in the prompt it looped ("Paris, the City of the City of …") without them; no_repeat_ngram_size=3 gave
-# the cleanest text, repetition_penalty=1.2 pushed it off the passages' facts. See README "How the loop
-# works". 1.0 / 0 switch them off.
+# the cleanest text, repetition_penalty=1.2 pushed it off the passages' facts. See docs/concepts.md
+# "Repetition". 1.0 / 0 switch them off.
 REPETITION_PENALTY = 1.0
 NO_REPEAT_NGRAM_SIZE = 3
 

@@ -1,4 +1,4 @@
-"""Prompt templates. The template matters as much as the trigger (DESIGN.md): with the same BM25
+"""Prompt templates. The template matters as much as the trigger (docs/design.md, "Prompt templates"): with the same BM25
 passages SmolLM2 answered under the "using the passages" wording and rambled under a "Context:"
 wording. Change them only with a measurement on a dev slice (benchmarks)."""
 from __future__ import annotations

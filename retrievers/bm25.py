@@ -11,7 +11,8 @@ matrix, so a query is a sum of a few sparse columns: tens of times faster than r
 loops over all documents in Python for every query term.
 
 k1 = 1.2, b = 0.75 are the Lucene/Elasticsearch defaults; English stopwords and the Snowball
-English stemmer (PyStemmer) reproduce Lucene's recall on NQ (see DESIGN.md's figures).
+English stemmer (PyStemmer) reproduce Lucene's recall on NQ (docs/design.md,
+"Lucene BM25 recall on NQ-open-oracle").
 """
 from __future__ import annotations
 

@@ -76,11 +76,11 @@ def test_multi_step_bench_on_hotpotqa_writes_results_summary_and_report(data_dir
     assert "| quco |" in done.stdout
 
 
-COMMITTED_RUN = "docs/benchmarks/hotpotqa_dev_distractor_500-ms3-60"  # the README's multi-step benchmark
+COMMITTED_RUN = "docs/benchmarks/hotpotqa_dev_distractor_500-ms3-60"  # the multi-step benchmark of docs/benchmarks.md
 
 
 def test_report_only_rebuilds_the_committed_multi_step_run(tmp_path, repo_root, data_dir):
-    """The README's multi-step table is what `--report-only` derives from the committed results, Steps table included."""
+    """The docs' multi-step table (docs/benchmarks.md) is what `--report-only` derives from the committed results, Steps table included."""
     import shutil
 
     out = tmp_path / "run"

@@ -210,7 +210,7 @@ def test_a_partial_last_line_is_dropped_and_repaired(tmp_path):
     assert (tmp_path / "results.jsonl").read_text(encoding="utf-8") == '{"id": "a"}\n{"id": "b"}\n'
 
 
-COMMITTED_RUN = Path("docs/benchmarks/nq_open_oracle-60")  # the README's benchmark, results.jsonl included
+COMMITTED_RUN = Path("docs/benchmarks/nq_open_oracle-60")  # the single-step benchmark of docs/benchmarks.md, results.jsonl included
 
 
 def test_report_only_rebuilds_the_committed_run_without_the_model(tmp_path, repo_root, data_dir):

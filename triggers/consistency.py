@@ -20,7 +20,7 @@ step's shared verdict cache, `clustering.shared_judgments`), W_ii = 1; otherwise
 ``degree``, the judge's graded similarity where it has one (the embedding judge's cosine, clipped
 to [0, 1]; with ``lexical+embedding`` the embedding member's), else 0. Why graded: a small model's
 samples are rarely judged equivalent, and with 0/1 entries all-singleton steps all get the same
-score (`eigval` = N on each of 20 NQ questions with the default model, README), whereas
+score (`eigval` = N on each of 20 NQ questions with the default model, docs/triggers/semantic-entropy.md), whereas
 cosines still tell "ten different cities" from "ten different topics". ``num_sem_sets`` counts
 components of the decisions alone, as LM-Polygraph's uses a binary entailment > contradiction graph.
 

@@ -17,7 +17,7 @@ from triggers.judges.base import EitherJudge, EquivalenceJudge
 
 
 JUDGE_NAMES = ("lexical", "embedding", "lexical+embedding", "lm", "nli:MODEL")
-# Settings chosen on the dev half of the labelled pairs of benchmarks/judge_accuracy.py (README):
+# Settings chosen on the dev half of the labelled pairs of benchmarks/judge_accuracy.py (docs/triggers/semantic-entropy.md):
 # lexical+embedding had the best pair accuracy and clustering ARI of the offline judges.
 # (the lexical and embedding judges' own defaults come from the same run).
 DEFAULT_JUDGE = "lexical+embedding"

@@ -16,7 +16,7 @@ the head is taken from the question and the tail is an answer entity, both from 
   answer entities), so a generic or mis-extracted question entity cannot fire it alone;
 - ``rarest``: the question's most specific entity (the lowest corpus count) heads every pair.
 The default is the one with the best mean ROC-AUC against closed-book errors over three shared sets
-and three corpus samples (``benchmarks/quco_pairing.py``); all three were at chance there (README).
+and three corpus samples (``benchmarks/quco_pairing.py``); all three were at chance there (docs/triggers/quco.md).
 When the question has no entity the answer's entities are counted alone (QuCo's two-element tuples).
 
 Scores are continuous so benchmarks can sweep them: runtime −log(1 + the pairing's count); before

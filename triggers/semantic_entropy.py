@@ -27,7 +27,7 @@ from triggers.equivalence import DEFAULT_JUDGE, make_judge
 from triggers.judges.base import EquivalenceJudge
 
 ESTIMATORS = ("weighted", "discrete")
-DEFAULT_THRESHOLDS = {"weighted": 1.0, "discrete": 1.0}  # nats; see the README for how they were chosen
+DEFAULT_THRESHOLDS = {"weighted": 1.0, "discrete": 1.0}  # nats; not calibrated: docs/triggers/semantic-entropy.md
 MIN_SAMPLE_TOKENS = 16
 
 

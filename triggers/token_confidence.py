@@ -29,10 +29,10 @@ from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare", "sequence_prob", "mean_entropy")
 # Defaults fire on about half of the default model's closed-book drafts: the median score on the
 # calibration half (even positions) of `arag bench --dataset nq_open_oracle --limit 200`; the held-out
-# half retrieved for 50 % of its questions at each of them (README, "Benchmarks"). A starting point
+# half retrieved for 50 % of its questions at each of them (docs/triggers/token-confidence.md). A starting point
 # only: `arag calibrate` picks a threshold for your model, data and retrieval budget.
 DEFAULT_THRESHOLDS = {"min_prob": 0.1, "mean_logprob": -0.82, "max_entropy": 5.2, "flare": 0.1,
-                      # not calibrated (README, "More signals"): sequence NLL of 5 nats, mean entropy of 2 nats
+                      # not calibrated (docs/triggers/token-confidence.md): sequence NLL of 5 nats, mean entropy of 2 nats
                       "sequence_prob": 5.0, "mean_entropy": 2.0}
 
 

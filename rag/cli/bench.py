@@ -23,7 +23,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                        "musique_ans_dev_200, popqa_longtail, entity_questions, triviaqa_sample_200, truthfulqa, flashrag_toy); "
                        "a,b,c: each set into OUT/<set>, then one table of adaptive gain per (trigger, set) and a heatmap")
     which.add_argument("--questions", metavar="FILE", help="your QA file: JSONL or CSV (.gz too) with question and "
-                       "golden_answers | answers (FlashRAG's format works); see README")
+                       "golden_answers | answers (FlashRAG's format works); see docs/benchmarks.md")
     g.add_argument("--split", default=None, help="the dataset's split (default: its first; nq_open: dev | efficientqa-dev | efficientqa-test; entity_questions: dev | test)")
     g.add_argument("--relation", default=None, help="entity_questions: only this relation (e.g. P36)")
     g.add_argument("--limit", type=positive_int, default=None, help="first N questions of the (seeded) shuffled set")
