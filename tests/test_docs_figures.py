@@ -44,6 +44,7 @@ _BARE = {
     "f2": lambda v: f"{v:.2f}",
     "f1": lambda v: f"{v:.1f}",
     "int": lambda v: f"{int(v):d}",
+    "text": str,  # a value the report writes as words, e.g. "too few events (2)"
 }
 _UNIT = {"pct1": " %", "pct0": " %", "pctg": " %", "pp1": " pp"}
 
