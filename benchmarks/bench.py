@@ -137,6 +137,8 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
 
 def _report(records: list[dict], examples: list[QAExample], config: BenchConfig, out_dir: Path, metric: str) -> dict[str, Any]:
     chosen = select(records, examples)
+    if config.gate_sweep and config.relevance_gate is not None:  # the threshold of this report, not of the run
+        chosen = [{**r, "gate": {**r["gate"], "threshold": config.relevance_gate}} if "gate" in r else r for r in chosen]
     if not chosen:
         raise BenchError(f"{out_dir}: no results yet for these questions")
     run = read_run_manifest(out_dir)

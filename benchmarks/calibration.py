@@ -78,6 +78,11 @@ def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[
     """The trigger setting equivalent to "fire when score > cut" (see each trigger's score definition)."""
     if math.isinf(cut):
         raise BenchError("no finite scores to calibrate on")
+    from rag.registry import inverted
+
+    inner = inverted(policy)
+    if inner is not None:  # -a fires when a's score < −cut: a's own threshold at −cut, inverted
+        return threshold_setting(inner, -cut, details.get("inverted", {}).get("details", {}))
     if policy == "token-confidence" or policy in ALIASES:
         agg = details.get("aggregation", "min_prob")
         if agg not in AGGREGATION_THRESHOLDS:
@@ -88,7 +93,8 @@ def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[
         return {"threshold": TRIGGER_THRESHOLDS[policy](cut)}
     if policy.startswith("learned:"):  # score = the model's probability, fire when above θ
         return {"threshold": cut}
-    raise BenchError(f"calibration supports token-confidence, {', '.join((*ALIASES, *TRIGGER_THRESHOLDS))}, not {policy!r}")
+    raise BenchError(f"calibration supports token-confidence, {', '.join((*ALIASES, *TRIGGER_THRESHOLDS))} "
+                     f"(and -NAME of each), not {policy!r}")
 
 
 def calibrate(records: Sequence[dict], policy: str, metric: str = "contains", budget: float | None = None) -> dict[str, Any]:

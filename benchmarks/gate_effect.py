@@ -30,7 +30,7 @@ def gate_rows(records: Sequence[dict], policies: Sequence[str], correct: Callabl
             elif a and not b:
                 lost += 1
                 lost_helps += rag and not closed
-        rows.append({"policy": gated, "base": base, "saved": saved, "saved_hurts": saved_hurts, "lost": lost,
+        rows.append({"policy": gated, "base": base, "threshold": records[0].get("gate", {}).get("threshold"), "saved": saved, "saved_hurts": saved_hurts, "lost": lost,
                      "lost_helps": lost_helps, "abstained": abstained})
     return rows
 

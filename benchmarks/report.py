@@ -226,8 +226,8 @@ def render_report(summary: dict[str, Any], run: dict[str, Any], out_dir: Path, p
             other_metrics_table(summary), ""]
     if summary.get("gate"):
         out += ["## Relevance gate", "",
-                "`NAME@gate` makes NAME's decisions, but keeps only the retrieved passages whose relevance to the "
-                "question reaches the gate's threshold; with none left the closed-book draft stands (or the run "
+                f"`NAME@gate` makes NAME's decisions, but keeps only the retrieved passages whose relevance to the "
+                f"question (MiniLM cosine) reaches the gate's threshold, {summary['gate'][0]['threshold']:.4g} here; with none left the closed-book draft stands (or the run "
                 "abstains, which counts as wrong). *Saved*: NAME wrong, gated right; *lost*: NAME right, gated wrong.", "",
                 gate_table(summary["gate"], summary["policies"], summary["questions"], summary["metric"]), ""]
     if summary.get("steps"):

@@ -93,7 +93,14 @@ class BenchConfig:
         """The settings as JSON; the optional fields only when set, so run folders made before they
         existed still resume."""
         fields = {k: v for k, v in asdict(self).items() if v is not None or k not in OPTIONAL_KEYS}
-        return json.loads(json.dumps(fields, default=str))
+        return results_key(json.loads(json.dumps(fields, default=str)))
+
+
+def results_key(key: dict[str, Any]) -> dict[str, Any]:
+    """The settings that determine the results: a gate sweep keeps a draft for every number of kept
+    passages, so its threshold only picks among them when the report is made (`arag bench
+    --report-only --relevance-gate T` reports another threshold from the same run)."""
+    return {k: v for k, v in key.items() if k != "relevance_gate"} if key.get("gate_sweep") else key
 
 
 OPTIONAL_KEYS = ("questions", "questions_sha256", "sources", "relevance_gate", "gate_sweep", "abstain")
@@ -384,7 +391,7 @@ def prepare_run_dir(out_dir: Path, config: BenchConfig, writing: bool = True) ->
         raise BenchError(f"{out_dir}: no benchmark run here")
     out_dir.mkdir(parents=True, exist_ok=True)
     if manifest.exists():
-        old = read_run_manifest(out_dir)["config"]
+        old = results_key(read_run_manifest(out_dir)["config"])
         if old != config.key():
             diff = sorted(k for k in set(old or {}) | set(config.key()) if (old or {}).get(k) != config.key().get(k))
             raise BenchError(f"{out_dir} holds a run with different settings ({', '.join(diff)}); use another --out")

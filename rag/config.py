@@ -168,8 +168,6 @@ def write_trigger_settings(path: Path, trigger: str, settings: dict[str, Any]) -
     tables; atomically (temp file + rename)."""
     import tomlkit
 
-    from corpora.atomic import write_text_atomic
-
     check_writable_config(path)
     doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
     if "triggers" not in doc:
@@ -179,6 +177,28 @@ def write_trigger_settings(path: Path, trigger: str, settings: dict[str, Any]) -
         triggers[trigger] = tomlkit.table()
     for key, value in settings.items():
         triggers[trigger][key] = value
+    _write_checked(path, doc)
+
+
+def write_loop_settings(path: Path, settings: dict[str, Any]) -> None:
+    """Merge ``settings`` into ``[loop]`` of the file (e.g. the relevance gate `arag calibrate` chose),
+    keeping its comments and other tables; atomically."""
+    import tomlkit
+
+    check_writable_config(path)
+    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    if "loop" not in doc:
+        doc["loop"] = tomlkit.table()
+    for key, value in settings.items():
+        doc["loop"][key] = value
+    _write_checked(path, doc)
+
+
+def _write_checked(path: Path, doc: Any) -> None:
+    import tomlkit
+
+    from corpora.atomic import write_text_atomic
+
     text = tomlkit.dumps(doc)
     validate_config(tomllib.loads(text), path)
     write_text_atomic(path, text)

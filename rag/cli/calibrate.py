@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="pick a trigger threshold on a calibration split and check it on a held-out split",
                        description="Runs (or resumes) a benchmark of the trigger, picks the threshold on the even-numbered "
                                    "questions and reports it on the odd-numbered ones.")
-    p.add_argument("--trigger", default=None, help="token-confidence | semantic-entropy | quco | any signal | learned:PATH "
-                   "(its threshold) | cascade:CHEAP,COSTLY (its band)")
+    p.add_argument("--trigger", default=None, help="token-confidence | semantic-entropy | quco | any signal | -SIGNAL | "
+                   "learned:PATH (its threshold) | cascade:CHEAP,COSTLY (its band); with --relevance-gate: the policy whose "
+                   "gate is calibrated (default: always)")
     learn = p.add_argument_group("learned trigger (--learn)")
     learn.add_argument("--learn", action="store_true", help="fit a logistic regression over --signals instead of a threshold")
     learn.add_argument("--signals", default=None, help="comma-separated trigger names whose scores are the features, e.g. "
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             raise BenchError(f"--budget is a retrieval rate in [0, 1], got {args.budget}")
         if args.learn:
             return _learn(args)
+        if args.relevance_gate is not None:
+            return _gate(args)
         if not args.trigger:
             raise BenchError("--trigger is required (or --learn --signals a,b,c)")
         if args.signals is not None or args.write_model:
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             return _cascade(args)
         if args.costly_share is not None:
             raise BenchError("--costly-share applies to --trigger cascade:CHEAP,COSTLY")
-        if args.trigger in ("never", "always") or "+" in args.trigger:
+        if args.trigger in ("never", "always") or "+" in args.trigger or "&" in args.trigger:
             raise BenchError(f"{args.trigger!r} has no threshold to calibrate")
         return _threshold(args)
 
@@ -118,6 +121,7 @@ def _write_settings(args: argparse.Namespace, trigger: str, setting: dict) -> No
 def _threshold(args: argparse.Namespace) -> int:
     from benchmarks.calibration import calibrate, render
     from benchmarks.runner import read_run_manifest
+    from rag.registry import base_part
 
     _check_config_destination(args)
     out, _, records = _cached_records(args, ("never", "always", args.trigger))
@@ -128,6 +132,31 @@ def _threshold(args: argparse.Namespace) -> int:
     print(table)
     print(f"\nchosen {args.trigger} settings: {result['setting']}")
     _write_settings(args, args.trigger, result["setting"])
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    """``--relevance-gate``: the gate's threshold for ``--trigger``'s gated policy (default: always@gate),
+    from a run that kept a draft for every number of kept passages."""
+    from benchmarks.gate_calibration import calibrate_gate, render
+    from benchmarks.runner import BenchError
+    from rag.config import write_loop_settings
+
+    trigger = args.trigger or "always"
+    if trigger == "never" or args.budget is not None or args.costly_share is not None:
+        raise BenchError("--relevance-gate calibrates the gate of a retrieving policy (--trigger, default always); "
+                         "--budget and --costly-share do not apply")
+    _check_config_destination(args)
+    args.gate_sweep = True
+    policies = tuple(dict.fromkeys(("never", "always", trigger, f"{trigger}@gate")))
+    out, _, records = _cached_records(args, policies)
+    result = calibrate_gate(records, trigger, args.metric)
+    write_text_atomic(out / f"calibration-gate-{_file_safe(trigger)}.json", json.dumps(result, indent=2, default=str) + "\n")
+    print(render(result))
+    print(f"\nchosen relevance gate: {result['setting']['relevance_gate']}")
+    if args.write_config:
+        write_loop_settings(Path(args.write_config), result["setting"])
+        print(f"written to [loop] of {args.write_config} (use: arag ask --config {args.write_config} ...)")
     return 0
 
 
@@ -171,7 +200,7 @@ def _learn(args: argparse.Namespace) -> int:
     if args.trigger or args.write_config or args.costly_share is not None:
         raise BenchError("--learn takes --signals; --trigger, --write-config and --costly-share are for the other modes")
     signals = parse_policies(args.signals)
-    fixed = [s for s in signals if s in ("never", "always") or "+" in s or ":" in s]
+    fixed = [s for s in signals if s in ("never", "always") or "+" in s or "&" in s or s.startswith(("learned:", "cascade:"))]
     if fixed:
         raise BenchError(f"{', '.join(fixed)}: not a single signal (features are single triggers' scores)")
     dest = Path(args.write_model) if args.write_model else None

@@ -1,0 +1,180 @@
+"""The relevance gate (retrievers/relevance.py) in the loop, the CLI, the config file and the server;
+AND-combinations and inverted signals; gated policies in benchmarks. Real MiniLM embeddings, real
+BM25, the tiny random model for loop mechanics and the default model for the demo questions."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from corpora.documents import Document
+from rag.errors import UsageError
+from rag.loop import AdaptiveRAG, LoopConfig
+from rag.pipeline import Pipeline
+from rag.registry import build_trigger
+from rag.run import ABSTENTION
+from rag.server import ServerThread, create_app
+from retrievers import RetrieverError, build_retriever
+from retrievers.base import Passage
+from retrievers.relevance import EmbeddingRelevance, RelevanceGate
+from triggers import AllOf, AnyOf, Always, Inverted, TriggerConfigError
+
+DOCS = [
+    Document(id="d1", title="Paris", text="Paris is the capital and largest city of France."),
+    Document(id="d2", title="Lyon", text="Lyon is a city in France on the Rhone."),
+    Document(id="d3", title="Photosynthesis", text="Plants turn light, water and carbon dioxide into sugar."),
+]
+
+
+@pytest.fixture(scope="module")
+def bm25():
+    return build_retriever("bm25", DOCS, progress=False)
+
+
+def test_embedding_relevance_ranks_the_passage_on_the_question_first():
+    ps = [Passage(d.id, d.text, d.title) for d in DOCS]
+    scores = EmbeddingRelevance().scores("what is the capital of France", ps)
+    assert scores[0] > scores[1] > scores[2]
+    assert all(-1.0 <= s <= 1.0 for s in scores)
+    gate = RelevanceGate(0.5)
+    kept = gate.keep(gate.score("what is the capital of France", ps))
+    assert [p.id for p in kept] == ["d1"] and kept[0].metadata["relevance"] == pytest.approx(scores[0])
+
+
+@pytest.mark.parametrize("bad", [1.5, -2, float("nan"), "high"])
+def test_a_gate_threshold_outside_the_cosine_range_is_refused(bad):
+    with pytest.raises(RetrieverError, match="relevance gate threshold"):
+        RelevanceGate(bad)
+
+
+def test_nothing_relevant_keeps_the_draft_and_saves_the_regeneration(tiny_lm, bm25):
+    plain = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(max_steps=1, step_tokens=6)).answer("capital of France?")
+    gated = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(max_steps=1, step_tokens=6, relevance_gate=1.0))
+    a = gated.answer("capital of France?")
+    step = a.steps[0]
+    assert step.fired and step.nothing_relevant and a.nothing_relevant
+    assert step.passages == [] and a.sources == [] and not a.retrieved
+    assert set(step.gate["relevance"]) == {p.id for p in plain.steps[0].passages}
+    assert step.text == step.draft  # the draft stood
+    assert (a.costs.lm_calls, plain.costs.lm_calls) == (1, 2)  # one LM call saved
+    assert a.costs.retriever_calls == 1
+    d = a.to_dict()
+    assert d["nothing_relevant"] and not d["abstained"] and d["steps"][0]["gate"]["nothing_relevant"]
+
+
+def test_a_gate_below_every_score_changes_nothing(tiny_lm, bm25):
+    cfg = dict(max_steps=2, step_tokens=6)
+    plain = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(**cfg)).answer("capital of France?")
+    open_gate = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(**cfg, relevance_gate=-1.0)).answer("capital of France?")
+    assert open_gate.text == plain.text
+    assert [p.id for p in open_gate.sources] == [p.id for p in plain.sources]
+    assert open_gate.steps[0].gate["kept"] == [p.id for p in plain.steps[0].passages]
+
+
+def test_abstain_answers_that_nothing_was_found_and_ends(tiny_lm, bm25):
+    loop = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(max_steps=3, step_tokens=6, relevance_gate=1.0, abstain=True))
+    streamed: list[str] = []
+    a = loop.answer("capital of France?", on_text=streamed.append)
+    assert a.text == ABSTENTION and a.abstained and a.stop_reason == "abstained" and len(a.steps) == 1
+    assert "".join(streamed) == ABSTENTION  # the unsupported draft never reaches the stream
+    batched = loop.answer_many(["capital of France?", "where is Lyon?"], batch_size=2)
+    keys = ("draft", "fired", "passage_ids", "text", "gate")  # a padded batch moves the log-probs' last bits
+    assert batched[0].text == ABSTENTION
+    assert [{k: s[k] for k in keys} for s in batched[0].to_dict()["steps"]] == [{k: s[k] for k in keys} for s in a.to_dict()["steps"]]
+    with pytest.raises(UsageError, match="abstain needs the relevance gate"):
+        LoopConfig(abstain=True)
+
+
+def test_and_combination_and_inverted_signals_build_from_names():
+    t = build_trigger("token-confidence&-retrieval-top1")
+    assert isinstance(t, AllOf) and t.name == "token-confidence&-retrieval-top1"
+    assert isinstance(t.members[1], Inverted) and t.members[1].member.name == "retrieval-top1"
+    assert isinstance(build_trigger("inverse:msp"), Inverted)
+    assert isinstance(build_trigger("msp+-perplexity"), AnyOf)
+    # -a reads a's settings (its own config table)
+    inv = build_trigger("-retrieval-top1", per_trigger={"retrieval-top1": {"threshold": 7.5}})
+    assert inv.member.threshold == 7.5
+    for bad, msg in (("msp+perplexity&p-true", "mixes"), ("--msp", "inverted trigger"), ("-nope", "unknown trigger"),
+                     ("msp&", "empty trigger")):
+        with pytest.raises(TriggerConfigError, match=msg):
+            build_trigger(bad)
+
+
+def test_inverted_and_all_of_decide_on_a_real_search(tiny_lm, bm25):
+    """retrieval-top1 fires when BM25's best score is low; its inverse exactly when it does not, the
+    AND only when both members fire, and the search is made once for all of them."""
+    loop = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(max_steps=1, step_tokens=4))
+    for question in ("capital of France?", "quantum chromodynamics"):
+        g = loop.draft([loop.step_prompt(question)])[0]
+        state = loop.step_state(question, "", g, 0, loop.step_prompt(question), question)
+        top1 = build_trigger("retrieval-top1").score(state)
+        inv = build_trigger("-retrieval-top1").score(state)
+        both = build_trigger("always&-retrieval-top1").score(state)
+        assert inv.fired == (not top1.fired) and inv.score == -top1.score
+        assert both.fired == inv.fired
+        assert state.retriever_calls == 1
+
+
+def test_config_file_and_cli_flags(tmp_path, tiny_hub_env):
+    from tests.conftest import TINY_HUB_ID
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in DOCS))
+    cfg = tmp_path / "arag.toml"
+    cfg.write_text("[loop]\nrelevance_gate = 1.0\nabstain = true\n")
+    base = [sys.executable, "-m", "rag.cli", "ask", "capital of France?", "--model", TINY_HUB_ID, "--corpus", str(corpus),
+            "--max-steps", "1"]
+    r = subprocess.run(base + ["--trigger", "always", "--config", str(cfg), "--json"], capture_output=True, text=True,
+                       env=tiny_hub_env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["answer"] == ABSTENTION and out["abstained"] and out["sources"] == []
+    r = subprocess.run(base + ["--trigger", "always", "--relevance-gate", "-1", "--config", str(cfg), "--no-abstain", "--json"],
+                       capture_output=True, text=True, env=tiny_hub_env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sources"]  # the flag wins over the file
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[loop]\nabstain = 1\n")
+    for args, msg in ((["--trigger", "always", "--config", str(bad)], "[loop] abstain must be a boolean"),
+                      (["--trigger", "never", "--relevance-gate"], "nothing to gate"),
+                      (["--trigger", "always", "--relevance-gate", "3"], "relevance gate threshold"),
+                      (["--trigger=-nope"], "unknown trigger 'nope'")):
+        r = subprocess.run(base + args, capture_output=True, text=True, env=tiny_hub_env, timeout=300)
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_server_request_fields(tiny_lm, bm25):
+    pipe = Pipeline(lm=tiny_lm, retriever=bm25, trigger=Always(), config=LoopConfig(max_steps=1, step_tokens=6))
+    with ServerThread(create_app(pipe)) as srv:
+        def post(arag: dict) -> httpx.Response:
+            body = {"model": "default", "messages": [{"role": "user", "content": "capital of France?"}], "arag": arag}
+            return httpx.post(srv.base_url + "/chat/completions", json=body, timeout=300)
+
+        r = post({"relevance_gate": 1.0})
+        assert r.status_code == 200, r.text
+        trace = r.json()["arag"]
+        assert trace["nothing_relevant"] and trace["sources"] == [] and trace["steps"][0]["gate"]["nothing_relevant"]
+        r = post({"relevance_gate": 1.0, "abstain": True})
+        assert r.json()["choices"][0]["message"]["content"] == ABSTENTION and r.json()["arag"]["abstained"]
+        r = post({"abstain": True})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "arag.abstain"
+        r = post({"relevance_gate": 2})
+        assert r.status_code == 400 and "relevance_gate" in r.json()["error"]["param"]
+        r = post({"trigger": "always&-retrieval-top1"})
+        assert r.status_code == 200 and r.json()["arag"]["trigger"] == "always&-retrieval-top1"
+
+
+@pytest.mark.slow
+def test_demo_questions_with_the_gate(default_lm, demo_docs):
+    """The gate on the shipped demo corpus: a question the corpus does not cover gets no sources; one
+    it covers keeps its passage."""
+    bm25 = build_retriever("bm25", demo_docs, progress=False)
+    loop = AdaptiveRAG(default_lm, bm25, Always(), config=LoopConfig(max_steps=1, relevance_gate=0.35))
+    moby = loop.answer("who wrote the novel moby dick")
+    assert moby.sources == [] and moby.nothing_relevant and moby.costs.lm_calls == 1
+    opec = loop.answer("how many countries are a part of opec")
+    assert [p.title for p in opec.sources] == ["OPEC"]
