@@ -12,7 +12,8 @@ from benchmarks.datasets import QAExample, corpus_paths, load_dataset, load_ques
 from benchmarks.policies import FIXED_POLICIES, gate_base
 from benchmarks.report import write_report
 from benchmarks.runner import (MANIFEST, RESULTS, BenchConfig, BenchError, QuestionRunner, prepare_run_dir, read_results,
-                               read_run_manifest, run_questions, writer_lock)
+                               read_run_manifest, writer_lock)
+from benchmarks.run_loop import run_questions
 from corpora.atomic import write_json_atomic
 from triggers.base import Trigger
 

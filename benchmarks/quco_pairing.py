@@ -25,7 +25,8 @@ import numpy as np
 
 from benchmarks.datasets import DatasetError, QAExample, data_dir_or_exit, load_dataset
 from benchmarks.metrics import METRICS, roc_auc
-from benchmarks.runner import BenchError, read_results, run_questions, writer_lock
+from benchmarks.run_loop import run_questions
+from benchmarks.runner import BenchError, read_results, writer_lock
 from corpora.statistics import CorpusStatistics
 from rag.lm import Generation
 from triggers.base import StepState

@@ -23,24 +23,21 @@ already there, so a killed run resumes with nothing lost or duplicated.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from benchmarks.costs import LedgerState, Meter, add, zero
+from benchmarks.gate_drafts import GateDrafts
 from benchmarks.datasets import QAExample
 from corpora.atomic import complete_lines, write_json_atomic
-from corpora.jsonfloat import json_float, json_text
+from corpora.jsonfloat import json_float
 from rag.batch import draft_shares, search_shares
-from rag.lm import ModelError
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.query import form_query
-from rag.run import ABSTENTION
 from retrievers.base import Passage, Retriever
-from retrievers.relevance import RelevanceGate
 from triggers import Never, TokenConfidence
 from triggers.base import Signal, Trigger
 
@@ -147,9 +144,8 @@ class QuestionRunner:
         self.lm, self.retriever, self.triggers, self.config = lm, retriever, triggers, config
         self.meter = Meter(lm)
         self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for its per-step API only
-        self.gated, self.gate_config, self.gate_sweep = tuple(gated), gate_config, gate_sweep
-        self._relevance: dict[tuple, list[float]] = {}
-        self.gate = (RelevanceGate(gate_config.relevance_gate)
+        self.gated, self.gate_config = tuple(gated), gate_config
+        self.gate = (GateDrafts(gate_config.relevance_gate, gate_sweep, gate_config.abstain)
                      if gated and gate_config is not None and gate_config.relevance_gate is not None else None)
         if gated and self.gate is None:
             raise BenchError("NAME@gate policies need --relevance-gate")
@@ -190,32 +186,6 @@ class QuestionRunner:
             final, _, d_cost = self._draft(question, passages, drafts)
         return {"query": query, "passage_ids": [p.id for p in passages], "text": final.text.strip(),
                 "costs": add(r_cost, d_cost), "retrieval_costs": r_cost}
-
-    def _gate_subsets(self, question: str, passages: list[Passage]) -> tuple[list[float], dict[int, list[Passage]]]:
-        """The passages' relevance, and per number n of passages the gate may keep (0 < n < all), the n
-        most relevant in the retriever's order: the gate's own n, or every n when sweeping."""
-        key = (question, tuple(p.id for p in passages))
-        if key not in self._relevance:  # _warm and run both ask
-            self._relevance[key] = [p.metadata["relevance"] for p in self.gate.score(question, passages)]
-        relevance = self._relevance[key]
-        order = sorted(range(len(passages)), key=lambda i: -relevance[i])
-        kept = sum(1 for r in relevance if r >= self.gate.threshold)
-        sizes = range(1, len(passages)) if self.gate_sweep else [kept] if 0 < kept < len(passages) else []
-        return relevance, {n: [passages[i] for i in sorted(order[:n])] for n in sizes}
-
-    def _gate(self, question: str, rag: dict[str, Any], drafts: dict, retrievals: dict) -> dict[str, Any]:
-        """The gated RAG branch's pieces (`benchmarks.policies.gated_branch` assembles them): relevance
-        of each passage (written into ``rag``), the drafts with the kept subsets."""
-        passages = self._retrieve(rag["query"], retrievals)[0]
-        relevance, subsets = self._gate_subsets(question, passages)
-        rag["relevance"] = relevance
-        out: dict[str, Any] = {"threshold": self.gate.threshold, "drafts": {}}
-        if self.gate_config is not None and self.gate_config.abstain:
-            out["abstention"] = ABSTENTION
-        for n, kept in subsets.items():
-            g, _, cost = self._draft(question, kept, drafts)
-            out["drafts"][str(n)] = {"passage_ids": [p.id for p in kept], "text": g.text.strip(), "costs": cost}
-        return out
 
     def _score(self, trigger: Trigger, state: LedgerState) -> dict[str, Any]:
         state.used = set()
@@ -266,7 +236,9 @@ class QuestionRunner:
                                        for a in FREE_AGGREGATIONS}
             record["rag"] = self._rag(q, g, drafts, retrievals)
             if self.gate is not None:
-                record["gate"] = self._gate(q, record["rag"], drafts, retrievals)
+                passages = self._retrieve(record["rag"]["query"], retrievals)[0]
+                record["gate"] = self.gate.record(q, record["rag"], passages,
+                                                  lambda kept: self._draft(q, kept, drafts)[::2])
             if pre:
                 record["pre"] = pre
         record["wall_seconds"] = time.perf_counter() - t0
@@ -330,7 +302,7 @@ class QuestionRunner:
             cache[tuple(p.id for p in passages)] = (g, prompt, cost.to_dict())
         if self.gate is not None:  # the drafts with the gate's subsets, in one call too
             todo = [(cache, q, kept) for cache, q, passages in zip(drafts, questions, found) if passages
-                    for kept in self._gate_subsets(q, passages)[1].values()]
+                    for kept in self.gate.subsets(q, passages)[1].values()]
             prompts = [self.loop.step_prompt(q, kept) for _, q, kept in todo]
             for (cache, _, kept), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
                 cache[tuple(p.id for p in kept)] = (g, prompt, cost.to_dict())
@@ -411,39 +383,3 @@ def writer_lock(out_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             raise BenchError(f"another arag bench is writing to {out_dir}; wait for it or use --report-only") from None
         yield
-
-
-def run_questions(runner: QuestionRunner | Callable[[QAExample], dict], examples: Iterable[QAExample], out_dir: Path,
-                  done: set[str], progress: bool = True, on_record: Callable[[dict], None] | None = None,
-                  log_every: int = 0, batch_size: int = 1) -> int:
-    """Run the examples not in ``done``, appending one flushed JSON line each; returns how many ran.
-    ``progress`` draws a bar (a terminal); ``log_every=N`` prints a plain line every N questions
-    instead (a log file or CI, where a bar is noise and silence looks like a hang); ``batch_size``:
-    questions a `QuestionRunner` computes together (`QuestionRunner.run_many`)."""
-    from tqdm import tqdm
-
-    todo = [e for e in examples if e.id not in done]
-    if isinstance(runner, QuestionRunner):
-        run_many = (lambda batch: [runner.run(batch[0])]) if batch_size == 1 else runner.run_many
-    else:
-        run_many, batch_size = (lambda batch: [runner(batch[0])]), 1
-    n, t0 = 0, time.perf_counter()
-    with (out_dir / RESULTS).open("a", encoding="utf-8") as fh, \
-            tqdm(total=len(todo), desc="questions", unit="q", disable=not progress, mininterval=2.0) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            try:
-                records = run_many(batch)
-            except ModelError as exc:  # e.g. a question longer than the model's context
-                raise BenchError(f"question {batch[0].id if len(batch) == 1 else 'among ' + ', '.join(e.id for e in batch)}: {exc}") from None
-            for record in records:
-                fh.write(json_text(record, default=str) + "\n")
-                fh.flush()
-                done.add(record["id"])
-                n += 1
-                bar.update()
-                if on_record is not None:
-                    on_record(record)
-                if log_every and not progress and (n % log_every == 0 or n == len(todo)):
-                    print(f"arag bench: {n}/{len(todo)} questions ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    return n

@@ -144,7 +144,7 @@ def test_study_out_naming_a_file(capsys, data_dir, tmp_path):
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
     from benchmarks.datasets import QAExample
-    from benchmarks.runner import run_questions
+    from benchmarks.run_loop import run_questions
 
     examples = [QAExample(f"q{i}", "q?", ("a",)) for i in range(5)]
     n = run_questions(lambda ex: {"id": ex.id}, examples, tmp_path, set(), progress=False, log_every=2)

@@ -142,7 +142,8 @@ def test_bench_runner_batched_multi_step_equals_one_by_one(tiny_lm, demo_bm25):
 
 def test_run_questions_writes_a_batched_run_once_per_question(tiny_lm, demo_bm25, tmp_path):
     from benchmarks.datasets import QAExample
-    from benchmarks.runner import QuestionRunner, read_results, run_questions
+    from benchmarks.run_loop import run_questions
+    from benchmarks.runner import QuestionRunner, read_results
 
     examples = [QAExample(str(i), q, ("x",)) for i, q in enumerate(QUESTIONS)]
     runner = QuestionRunner(tiny_lm, demo_bm25, {"token-confidence": TokenConfidence()},

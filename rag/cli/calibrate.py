@@ -131,7 +131,7 @@ def _threshold(args: argparse.Namespace) -> int:
     write_text_atomic(out / f"calibration-{_file_safe(args.trigger)}.json", json.dumps(result, indent=2, default=str) + "\n")
     print(table)
     print(f"\nchosen {args.trigger} settings: {result['setting']}")
-    _write_settings(args, args.trigger, result["setting"])
+    _write_settings(args, base_part(args.trigger), result["setting"])  # -a reads a's table
     return 0
 
 
