@@ -178,3 +178,82 @@ def test_demo_questions_with_the_gate(default_lm, demo_docs):
     assert moby.sources == [] and moby.nothing_relevant and moby.costs.lm_calls == 1
     opec = loop.answer("how many countries are a part of opec")
     assert [p.title for p in opec.sources] == ["OPEC"]
+
+
+def _record(i: int, closed: str, rag: str, score: float, relevance=(0.9, 0.5, 0.1), drafts=None, abstain=False) -> dict:
+    """A single-step benchmark record as the runner writes it (answers: "yes")."""
+    cost = {"lm_calls": 1, "retriever_calls": 0, "prompt_tokens": 10, "generated_tokens": 2, "seconds": 0.1}
+    search = {"lm_calls": 0, "retriever_calls": 1, "prompt_tokens": 0, "generated_tokens": 0, "seconds": 0.0}
+    gate = {"threshold": 0.3, "drafts": drafts if drafts is not None else
+            {"1": {"passage_ids": ["a"], "text": "one", "costs": cost}, "2": {"passage_ids": ["a", "b"], "text": "two", "costs": cost}}}
+    if abstain:
+        gate["abstention"] = ABSTENTION
+    return {"id": f"q{i}", "question": f"question {i}", "answers": ["yes"], "wall_seconds": 0.1, "extra_signals": {},
+            "closed_book": {"text": closed, "costs": cost},
+            "rag": {"query": "q", "passage_ids": ["a", "b", "c"], "text": rag, "costs": {**cost, "retriever_calls": 1},
+                    "retrieval_costs": search, "relevance": list(relevance)},
+            "signals": {"msp": {"score": score, "fired": score > 0.5, "costs": {}}}, "gate": gate}
+
+
+def test_gated_branch_looks_up_the_draft_with_the_passages_the_gate_keeps():
+    from benchmarks.policies import gated_branch, outcome
+
+    r = _record(0, "no", "yes", 1.0)
+    assert gated_branch(r)["text"] == "two"  # 0.9 and 0.5 pass 0.3: the draft with the two most relevant
+    r["gate"]["threshold"] = 0.6
+    assert gated_branch(r)["text"] == "one" and gated_branch(r)["passage_ids"] == ["a"]
+    assert gated_branch(r, 0.05)["text"] == "yes"  # everything kept: the ungated RAG answer
+    closed = gated_branch(r, 0.95)
+    assert closed["text"] == "no" and closed["passage_ids"] == [] and closed["costs"]["lm_calls"] == 0
+    assert outcome(r, "always@gate").text == "one" and outcome(r, "always").text == "yes"
+    assert not outcome(_record(1, "no", "yes", 1.0, relevance=(0.1, 0.1, 0.1)), "msp@gate").retrieved
+    abstaining = _record(2, "no", "yes", 1.0, relevance=(0.1, 0.1, 0.1), abstain=True)
+    assert outcome(abstaining, "always@gate").abstained and outcome(abstaining, "always@gate").text == ABSTENTION
+    with pytest.raises(KeyError, match="relevance-gate-sweep"):
+        gated_branch(_record(3, "no", "yes", 1.0, drafts={}), 0.6)
+
+
+def test_too_few_events_report_no_gain(tmp_path):
+    from benchmarks.report import summarize
+
+    # retrieval helps on 3 questions only (closed "no", rag "yes"): no gain, and the report says why
+    few = [_record(i, "no", "yes" if i < 3 else "no", float(i)) for i in range(20)]
+    row = {r["policy"]: r for r in summarize(few, ["never", "always", "msp"], resamples=50)["policies"]}["msp"]
+    assert row["gain"] is None and row["gain_ci"] is None and row["gain_note"] == "too few events (3)"
+    many = [_record(i, "no", "yes" if i < 12 else "no", float(i)) for i in range(20)]
+    row = {r["policy"]: r for r in summarize(many, ["never", "always", "msp"], resamples=50)["policies"]}["msp"]
+    assert row["gain"] is not None and "gain_note" not in row
+
+
+def test_calibrating_an_inverted_signal_writes_its_members_threshold():
+    from benchmarks.calibration import threshold_setting
+
+    # retrieval-top1: score = −top1, fires when top1 < θ; -retrieval-top1 fires when −score > cut, i.e. top1 > cut
+    details = {"inverted": {"score": -3.0, "fired": True, "details": {}}}
+    assert threshold_setting("-retrieval-top1", 4.0, details) == {"threshold": 4.0}
+    assert threshold_setting("retrieval-top1", -4.0, {}) == {"threshold": 4.0}
+
+
+def test_runner_records_gated_drafts_single_and_multi_step(tiny_lm, bm25):
+    from benchmarks.datasets import QAExample
+    from benchmarks.policies import gated_branch, outcome
+    from benchmarks.runner import QuestionRunner
+
+    ex = [QAExample("q0", "capital of France?", ("Paris",)), QAExample("q1", "where is Lyon?", ("France",))]
+    one = LoopConfig(max_steps=1, step_tokens=4)
+    sweep = QuestionRunner(tiny_lm, bm25, {"msp": build_trigger("msp")}, one, ["always", "msp"],
+                           LoopConfig(max_steps=1, step_tokens=4, relevance_gate=0.3), gate_sweep=True)
+    records = sweep.run_many(ex)
+    for r, alone in zip(records, (sweep.run(e) for e in ex)):
+        assert set(r["gate"]["drafts"]) == {"1", "2"} and len(r["rag"]["relevance"]) == 3
+        def texts(rec: dict) -> dict:  # the batched costs are shares of one call; the texts are the same
+            return {n: (d["passage_ids"], d["text"]) for n, d in rec["gate"]["drafts"].items()}
+
+        assert texts(r) == texts(alone)
+        kept = gated_branch(r, 0.3)["passage_ids"]
+        assert kept == [p for p, x in zip(r["rag"]["passage_ids"], r["rag"]["relevance"]) if x >= 0.3]
+        assert outcome(r, "msp@gate").fired == outcome(r, "msp").fired
+    multi = QuestionRunner(tiny_lm, bm25, {}, LoopConfig(max_steps=2, step_tokens=4), ["always"],
+                           LoopConfig(max_steps=2, step_tokens=4, relevance_gate=1.0))
+    live = multi.run(ex[0])["live"]
+    assert live["always"]["retrieved"] and not live["always@gate"]["retrieved"] and live["always@gate"]["nothing_relevant"]
