@@ -4,20 +4,21 @@ lost (NAME right, gated wrong — mostly where retrieval helped: a relevant pass
 the abstentions and the accuracy on the questions it answered (selective accuracy)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+from benchmarks.bootstrap import estimate
 from benchmarks.policies import gate_base, outcome
+from benchmarks.quality import QUALITY, Questions
 
 
-def fmt_pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
-def gate_rows(records: Sequence[dict], policies: Sequence[str], correct: Callable[[dict, str], float]) -> list[dict[str, Any]]:
-    """One row per gated policy whose ungated twin is also in ``policies``."""
-    rows = []
+def gate_rows(q: Questions, policies: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per gated policy whose ungated twin is also in ``policies``, with the paired accuracy
+    difference gated − ungated and its bootstrap interval (the same resampled questions on both sides)."""
+    rows, records = [], q.records
+    correct = q.quality
     for gated in (p for p in policies if gate_base(p)[1] and gate_base(p)[0] in policies):
         base = gate_base(gated)[0]
+        diff = q.mean(q.values(gated)[:, QUALITY]) - q.mean(q.values(base)[:, QUALITY])
         saved = lost = saved_hurts = lost_helps = abstained = 0
         for r in records:
             plain, gate = outcome(r, base), outcome(r, gated)
@@ -30,19 +31,7 @@ def gate_rows(records: Sequence[dict], policies: Sequence[str], correct: Callabl
             elif a and not b:
                 lost += 1
                 lost_helps += rag and not closed
-        rows.append({"policy": gated, "base": base, "threshold": records[0].get("gate", {}).get("threshold"), "saved": saved, "saved_hurts": saved_hurts, "lost": lost,
+        rows.append({"policy": gated, "base": base, "threshold": records[0].get("gate", {}).get("threshold"),
+                     **estimate("vs_ungated", diff), "saved": saved, "saved_hurts": saved_hurts, "lost": lost,
                      "lost_helps": lost_helps, "abstained": abstained})
     return rows
-
-
-def gate_table(rows: Sequence[dict[str, Any]], policies: Sequence[dict[str, Any]], questions: int, metric: str) -> str:
-    by = {r["policy"]: r for r in policies}
-    lines = ["| policy | accuracy | vs ungated | saved (of them: retrieval hurt) | lost (of them: retrieval helped) | "
-             "retrieval used | abstained | selective accuracy |", "|---|---|---|---|---|---|---|---|"]
-    for g in rows:
-        p, b = by[g["policy"]], by[g["base"]]
-        sel = p.get(f"selective_{metric}")
-        lines.append(f"| {g['policy']} | {fmt_pct(p['accuracy'])} | {100 * (p['accuracy'] - b['accuracy']):+.1f} pp | "
-                     f"{g['saved']} ({g['saved_hurts']}) | {g['lost']} ({g['lost_helps']}) | {fmt_pct(p['retrieval_rate'])} | "
-                     f"{g['abstained']}/{questions} | {fmt_pct(sel) if sel is not None else '–'} |")
-    return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from benchmarks.bootstrap import LEVEL, RESAMPLES, SEED, resample_weights
 from benchmarks.catches import catches_section, summarize_catches
 from benchmarks.costs import COST_KEYS, add
-from benchmarks.gate_effect import gate_rows, gate_table
+from benchmarks.gate_effect import gate_rows
 from benchmarks.metrics import METRICS, score_answer
 from benchmarks.multistep import step_rows, step_table
 from benchmarks.plots import plot
@@ -80,7 +80,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
         "references": q.references(), "policies": strip_private(policy_rows(q, policies, base)), "sweeps": sweeps,
         "curves": curves(q, policies, columns), "signals": strip_private(signal_rows(q, columns)),
         "catches": summarize_catches(q, triggers), "steps": step_rows(records, policies),
-        "gate": gate_rows(records, policies, lambda r, text: scorer(r, text)[metric]),
+        "gate": gate_rows(q, policies),
         "performance": {"benchmark_wall_seconds": wall, "policy_seconds": alone, "sum_of_policies_seconds": sum(alone.values()),
                         "costliest_policy": costliest, "ratio_to_costliest": wall / alone[costliest] if alone[costliest] else None},
     }
@@ -203,6 +203,19 @@ def signal_table(summary: dict[str, Any]) -> str:
         lines.append(f"| {s['signal']} | {s['n']} | {s['errors']} | {s['helps']} | {fmt_ci(s['roc_auc'], s['roc_auc_ci'])} | "
                      f"{fmt_ci(s['roc_auc_helps'], s['roc_auc_helps_ci'])} | {_f(s['prr'])} | {_f(s['prr_helps'])} | "
                      f"{gain_cell(s)} | {fmt_ci(s['area_above_random'], s['area_above_random_ci'], signed=True)} | {vs_best_cell(s, False)} |")
+    return "\n".join(lines)
+
+
+def gate_table(rows: Sequence[dict[str, Any]], policies: Sequence[dict[str, Any]], questions: int, metric: str) -> str:
+    by = {r["policy"]: r for r in policies}
+    lines = ["| policy | accuracy | vs ungated | saved (of them: retrieval hurt) | lost (of them: retrieval helped) | "
+             "retrieval used | abstained | selective accuracy |", "|---|---|---|---|---|---|---|---|"]
+    for g in rows:
+        p = by[g["policy"]]
+        sel = p.get(f"selective_{metric}")
+        lines.append(f"| {g['policy']} | {_pct(p['accuracy'])} | {fmt_ci(g['vs_ungated'], g['vs_ungated_ci'], True, signed=True)} | "
+                     f"{g['saved']} ({g['saved_hurts']}) | {g['lost']} ({g['lost_helps']}) | {_pct(p['retrieval_rate'])} | "
+                     f"{g['abstained']}/{questions} | {_pct(sel) if sel is not None else '–'} |")
     return "\n".join(lines)
 
 
