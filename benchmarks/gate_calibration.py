@@ -86,6 +86,6 @@ def render(result: dict[str, Any]) -> str:
     cs, hs = f"calibration ({cal['questions']})", f"held-out ({held['questions']})"
     lines += [row(cs, p, chosen, cal["chosen"]), row(cs, base, "–", cal["ungated"]),
               row(hs, p, chosen, held["chosen"]), row(hs, p, conf, held["configured"]), row(hs, base, "–", held["ungated"]),
-              row(hs, "never", "–", held["never"]), row(hs, "always", "–", held["always"])]
+              row(hs, "never", "–", held["never"])] + ([] if base == "always" else [row(hs, "always", "–", held["always"])])
     return "\n".join(lines) + (f"\n\nheld-out questions where the chosen gate kept nothing: {held['nothing_relevant']} "
                                f"of {held['questions']}")

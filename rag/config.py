@@ -9,7 +9,7 @@ A TOML file: `--config FILE`, else `$ARAG_CONFIG`, else `./arag.toml` when prese
     [loop]
     repetition_penalty = 1.2
     no_repeat_ngram_size = 0
-    relevance_gate = 0.35   # drop retrieved passages less relevant to the question than this
+    relevance_gate = 0.3681   # drop retrieved passages less relevant to the question than this
     abstain = false
 
 Command-line flags win over the file; the file wins over built-in defaults. The file is checked

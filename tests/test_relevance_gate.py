@@ -19,7 +19,7 @@ from rag.run import ABSTENTION
 from rag.server import ServerThread, create_app
 from retrievers import RetrieverError, build_retriever
 from retrievers.base import Passage
-from retrievers.relevance import EmbeddingRelevance, RelevanceGate
+from retrievers.relevance import DEFAULT_GATE_THRESHOLD, EmbeddingRelevance, RelevanceGate
 from triggers import AllOf, AnyOf, Always, Inverted, TriggerConfigError
 
 DOCS = [
@@ -173,7 +173,7 @@ def test_demo_questions_with_the_gate(default_lm, demo_docs):
     """The gate on the shipped demo corpus: a question the corpus does not cover gets no sources; one
     it covers keeps its passage."""
     bm25 = build_retriever("bm25", demo_docs, progress=False)
-    loop = AdaptiveRAG(default_lm, bm25, Always(), config=LoopConfig(max_steps=1, relevance_gate=0.35))
+    loop = AdaptiveRAG(default_lm, bm25, Always(), config=LoopConfig(max_steps=1, relevance_gate=DEFAULT_GATE_THRESHOLD))
     moby = loop.answer("who wrote the novel moby dick")
     assert moby.sources == [] and moby.nothing_relevant and moby.costs.lm_calls == 1
     opec = loop.answer("how many countries are a part of opec")

@@ -93,11 +93,11 @@ def _reuse_policies(out: Path, config):
     also holds the ones needed here) is used as it is, instead of being refused as another run."""
     from dataclasses import replace
 
-    from benchmarks.runner import MANIFEST, read_run_manifest
+    from benchmarks.runner import MANIFEST, read_run_manifest, results_key
 
     if not (out / MANIFEST).exists():
         return config
-    old = read_run_manifest(out)["config"]
+    old = results_key(read_run_manifest(out)["config"])
     have = tuple(old.get("policies") or ())
     same = {k: v for k, v in old.items() if k != "policies"} == {k: v for k, v in config.key().items() if k != "policies"}
     return replace(config, policies=have) if same and set(config.policies) <= set(have) else config
