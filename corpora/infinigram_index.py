@@ -193,7 +193,7 @@ def build_index(
     """
     from corpora.extras import require
 
-    require("quco", "a corpus index (infini-gram)", ["infini_gram"])
+    require("quco", "building a corpus index (infini-gram)", ["infini_gram"])
     out = Path(out).expanduser().resolve()
     tok = load_tokenizer(tokenizer)
     items = list(source) if not isinstance(source, (str, Path)) else [source]

@@ -137,7 +137,7 @@ class CorpusStatistics:
         with; without one (a plain infini-gram folder) ``tokenizer`` is required."""
         from corpora.extras import require
 
-        InfiniGramEngine = require("quco", "corpus statistics (infini-gram)", ["infini_gram.engine"]).InfiniGramEngine
+        InfiniGramEngine = require("quco", "opening a corpus index (infini-gram)", ["infini_gram.engine"]).InfiniGramEngine
 
         d = Path(index_dir).expanduser().resolve()
         if not d.is_dir():

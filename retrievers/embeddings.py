@@ -47,7 +47,7 @@ class Encoder:
 
         from corpora.extras import require
 
-        SentenceTransformer = require("dense", "sentence embeddings (faiss/hybrid retrievers, the embedding judge)",
+        SentenceTransformer = require("dense", "the embedding model (faiss/hybrid retrievers, Elasticsearch knn/hybrid, the embedding judge)",
                                       ["sentence_transformers"]).SentenceTransformer
 
         folder = model_dir(name)

@@ -120,3 +120,18 @@ def test_llamaindex_module_says_which_extra():
     assert done.stderr.strip().splitlines()[-1] == (
         "corpora.extras.MissingExtra: rag.llamaindex (the LlamaIndex integration) needs the llamaindex extra: "
         "pip install 'adaptive-rag[llamaindex]'")
+
+
+@pytest.mark.parametrize("blocked, call", [
+    ("sentence_transformers", lambda: __import__("retrievers.embeddings", fromlist=["Encoder"]).Encoder("any")),
+    ("infini_gram", lambda: __import__("corpora.statistics", fromlist=["CorpusStatistics"]).CorpusStatistics.open("nowhere")),
+    ("infini_gram", lambda: __import__("corpora.infinigram_index", fromlist=["build_index"]).build_index([], "nowhere", None)),
+])
+def test_library_entry_points_name_their_extra(monkeypatch, blocked, call):
+    """The embedding model (dense retrievers, the embedding judge) and the infini-gram index, below the CLI."""
+    from corpora.extras import MissingExtra
+
+    monkeypatch.setitem(sys.modules, blocked, None)
+    monkeypatch.delitem(sys.modules, f"{blocked}.engine", raising=False)
+    with pytest.raises(MissingExtra, match=r"needs the (dense|quco) extra: pip install 'adaptive-rag\[(dense|quco)\]'"):
+        call()
