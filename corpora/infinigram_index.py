@@ -191,6 +191,9 @@ def build_index(
     ``out`` is replaced only when the new index is complete; an existing folder that is not an
     index is never overwritten.
     """
+    from corpora.extras import require
+
+    require("quco", "building a corpus index (infini-gram)", ["infini_gram"])
     out = Path(out).expanduser().resolve()
     tok = load_tokenizer(tokenizer)
     items = list(source) if not isinstance(source, (str, Path)) else [source]

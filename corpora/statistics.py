@@ -135,7 +135,9 @@ class CorpusStatistics:
     ) -> "CorpusStatistics":
         """Open an index. With a manifest, ``tokenizer`` (optional) must be the one it was built
         with; without one (a plain infini-gram folder) ``tokenizer`` is required."""
-        from infini_gram.engine import InfiniGramEngine
+        from corpora.extras import require
+
+        InfiniGramEngine = require("quco", "opening a corpus index (infini-gram)", ["infini_gram.engine"]).InfiniGramEngine
 
         d = Path(index_dir).expanduser().resolve()
         if not d.is_dir():

@@ -11,7 +11,7 @@ from typing import Sequence
 from corpora.documents import Document, fingerprint, load_documents
 from corpora.cache import cache_dir
 from retrievers.base import Retriever, RetrieverError
-from retrievers.kinds import check_kind
+from retrievers.kinds import check_kind, require_kind
 
 
 def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
@@ -41,7 +41,8 @@ def open_retriever(kind: str | None = None, index: str | None = None, corpus: Se
                 raise RetrieverError(f"{index} is a {built} index, not {kind}; drop --retriever (the index decides its kind)")
         return load_index(index)
     kind = kind or "bm25"
-    if check_kind(kind) == "elasticsearch":
+    require_kind(check_kind(kind))  # a missing extra: one line, before the model loads
+    if kind == "elasticsearch":
         from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
         retriever = ElasticsearchRetriever.from_env(url=es_url, index=es_index, mode=es_mode, ca_file=es_ca_file)

@@ -1,5 +1,6 @@
 """The errors a user can fix. The CLI prints them as one line and exits 2; anything else is a bug."""
 from corpora.errors import CorpusError
+from corpora.extras import MissingExtra
 from rag.config import ConfigError
 from rag.lm import ModelError
 from retrievers.base import RetrieverError
@@ -11,5 +12,5 @@ class UsageError(ValueError):
 
 
 USER_ERRORS: tuple[type[Exception], ...] = (
-    UsageError, CorpusError, RetrieverError, TriggerConfigError, ModelError, ConfigError,
+    UsageError, CorpusError, RetrieverError, TriggerConfigError, ModelError, ConfigError, MissingExtra,
 )

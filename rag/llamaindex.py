@@ -14,15 +14,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.base.response.schema import Response
-from llama_index.core.callbacks import CallbackManager
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from corpora.extras import require
 
-from rag.loop import AdaptiveRAG
-from rag.pipeline import Pipeline
-from retrievers.base import Passage, Retriever, RetrieverError, check_k
+require("llamaindex", "rag.llamaindex (the LlamaIndex integration)")
+
+from llama_index.core.base.base_query_engine import BaseQueryEngine  # noqa: E402
+from llama_index.core.base.base_retriever import BaseRetriever  # noqa: E402
+from llama_index.core.base.response.schema import Response  # noqa: E402
+from llama_index.core.callbacks import CallbackManager  # noqa: E402
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode  # noqa: E402
+
+from rag.loop import AdaptiveRAG  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+from retrievers.base import Passage, Retriever, RetrieverError, check_k  # noqa: E402
 
 
 def passage_to_node(p: Passage) -> NodeWithScore:

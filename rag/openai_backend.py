@@ -25,8 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
-import openai
-
+from corpora.extras import require
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
 
 OWNER = "adaptive-rag"  # `owned_by` in an arag server's /v1/models: how this backend recognises one
@@ -68,6 +67,7 @@ class OpenAICompatibleModel:
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
+        openai = require("openai", "--model openai:URL (the HTTP backend)")
         key = api_key if api_key is not None else os.environ.get("ARAG_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
         # a server without authentication ignores the header; the client insists on some key
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key or "EMPTY", timeout=timeout,
@@ -90,6 +90,8 @@ class OpenAICompatibleModel:
     # -- HTTP ------------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request through the openai client (its retries and timeout); failures as one-line `ModelError`s."""
+        import openai  # installed: __init__ required it
+
         try:
             if method == "GET":
                 data = self._client.get(path, cast_to=object)

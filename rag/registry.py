@@ -60,6 +60,9 @@ TRIGGERS: dict[str, Callable[..., Trigger]] = {
 }
 
 
+# triggers whose libraries come with an extra (pyproject.toml); the others need only the core install
+TRIGGER_EXTRAS: dict[str, str] = {"quco": "quco", "entity-frequency": "quco"}
+
 PARAMETRISED = ("learned", "cascade")
 RUNTIME = ("lm", "tokenizer")  # what a trigger needs from the process, not from settings
 
@@ -113,6 +116,10 @@ def _check_part(part: str) -> None:
         if part not in TRIGGERS:
             raise TriggerConfigError(f"unknown trigger {part!r}; choose from {', '.join(TRIGGERS)} "
                                      "(or a+b, a&b, -a, learned:PATH, cascade:CHEAP,COSTLY)")
+        if part in TRIGGER_EXTRAS:  # checked with the name, before a model loads
+            from corpora.extras import require
+
+            require(TRIGGER_EXTRAS[part], f"the {part} trigger")
         return
     prefix, arg = param
     if not arg:

@@ -8,12 +8,13 @@ re-embeds; the manifest names the model, because queries must be embedded by the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Sequence
 
-import faiss
 import numpy as np
 
 from corpora.documents import Document, fingerprint
+from corpora.extras import require
 from retrievers.base import Passage, RetrieverError, check_k
 from retrievers.embeddings import DEFAULT_EMBEDDING_MODEL, Encoder, load_encoder
 from retrievers.inputs import check_documents, check_query, indexed_text, progress_enabled, to_passage
@@ -22,9 +23,19 @@ from retrievers.store import IndexDirectory, Manifest, damaged
 INDEX_TYPES = ("flat", "hnsw")
 INDEX_NAME = "index.faiss"
 
+if TYPE_CHECKING:
+    import faiss
+
+
+def _faiss() -> ModuleType:
+    """faiss, imported when first used: `retrievers.hybrid`'s constants (read by the Elasticsearch
+    retriever) must not need the dense extra."""
+    return require("dense", "--retriever faiss", ["faiss"])
+
 
 def new_index(index_type: str, dim: int, *, hnsw_m: int = 32, ef_construction: int = 200) -> faiss.Index:
     """An empty inner-product index: on unit vectors, inner product ranks like cosine similarity."""
+    faiss = _faiss()
     if index_type == "flat":
         return faiss.IndexFlatIP(dim)
     if index_type == "hnsw":
@@ -115,6 +126,7 @@ class DenseRetriever(IndexDirectory):
         its idle threads spin — on 2 busy cores a 100k x 384 query took 80 ms with 2 threads, 29
         ms with 1 (benchmarks/perf_retrieval.py). Batches keep all threads.
         """
+        faiss = _faiss()
         k = min(k, self.num_documents)
         params = None
         if self.index_type == "hnsw":
@@ -153,7 +165,7 @@ class DenseRetriever(IndexDirectory):
         )
 
     def write_payload(self, path: Path) -> None:
-        faiss.write_index(self.index, str(path / INDEX_NAME))
+        _faiss().write_index(self.index, str(path / INDEX_NAME))
 
     @classmethod
     def from_saved(cls, path: Path, manifest: Manifest, docs: list[Document]) -> "DenseRetriever":
@@ -171,7 +183,7 @@ class DenseRetriever(IndexDirectory):
         if not ipath.is_file():
             raise RetrieverError(f"{path}: index is incomplete (no {INDEX_NAME})")
         try:
-            index = faiss.read_index(str(ipath))
+            index = _faiss().read_index(str(ipath))
         except RuntimeError as exc:
             raise damaged(path, exc) from None
         options = {k: v for k, v in manifest.options.items() if k != "dimension"}

@@ -43,8 +43,12 @@ class Encoder:
     """Texts to L2-normalised float32 vectors, so inner product is cosine similarity."""
 
     def __init__(self, name: str):
-        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
+
+        from corpora.extras import require
+
+        SentenceTransformer = require("dense", "the embedding model (faiss/hybrid retrievers, Elasticsearch knn/hybrid, the embedding judge)",
+                                      ["sentence_transformers"]).SentenceTransformer
 
         folder = model_dir(name)
         bars = hf_logging.is_progress_bar_enabled()

@@ -20,6 +20,8 @@ SERVICE_KINDS: dict[str, str] = {
     "elasticsearch": "retrievers.elasticsearch.retriever:ElasticsearchRetriever",
 }
 RETRIEVER_KINDS: tuple[str, ...] = (*INDEX_KINDS, *SERVICE_KINDS)
+# kinds whose libraries come with an extra (pyproject.toml); bm25 is in the core install
+KIND_EXTRAS: dict[str, str] = {"faiss": "dense", "hybrid": "dense", "elasticsearch": "elasticsearch"}
 
 
 def check_kind(kind: str, kinds: tuple[str, ...] | dict[str, str] = RETRIEVER_KINDS) -> str:
@@ -29,7 +31,16 @@ def check_kind(kind: str, kinds: tuple[str, ...] | dict[str, str] = RETRIEVER_KI
     return kind
 
 
+def require_kind(kind: str) -> None:
+    """`MissingExtra` (one line) if retriever kind ``kind`` needs an extra that is not installed."""
+    if kind in KIND_EXTRAS:
+        from corpora.extras import require
+
+        require(KIND_EXTRAS[kind], f"--retriever {kind}")
+
+
 def retriever_class(kind: str) -> type:
-    """The class of retriever kind ``kind``, imported now."""
+    """The class of retriever kind ``kind``, imported now (its extra checked first)."""
     module, _, name = {**INDEX_KINDS, **SERVICE_KINDS}[check_kind(kind)].partition(":")
+    require_kind(kind)
     return getattr(importlib.import_module(module), name)

@@ -48,6 +48,9 @@ class EmbeddingRelevance:
     name = "embedding"
 
     def __init__(self, model: str = DEFAULT_EMBEDDING_MODEL) -> None:
+        from corpora.extras import require
+
+        require("dense", "the relevance gate", ("sentence_transformers",))  # now, not at the first search
         self.model = model
 
     def scores(self, query: str, passages: Sequence[Passage]) -> list[float]:

@@ -193,8 +193,10 @@ def _cascade(args: argparse.Namespace) -> int:
 def _learn(args: argparse.Namespace) -> int:
     from benchmarks.learn import learn, render
     from benchmarks.runner import BenchError, parse_policies
+    from corpora.extras import require
     from corpora.jsonfloat import encode_floats
 
+    require("learn", "arag calibrate --learn")
     if not args.signals:
         raise BenchError("--learn needs --signals a,b,c (trigger names whose scores are the features)")
     if args.trigger or args.write_config or args.costly_share is not None:

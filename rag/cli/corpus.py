@@ -17,9 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     """Build the index and say what was indexed; bad input raises `CorpusError` (exit 2)."""
+    from corpora.extras import require
     from corpora.infinigram_index import build_index
     from rag.cli.common import show_progress
 
+    require("quco", "arag corpus index")
     tokenizer = args.tokenizer
     if tokenizer is None:  # the default model's tokenizer, so counts line up with what it generates
         from rag.hf_model import load_default_tokenizer

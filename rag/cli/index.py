@@ -26,6 +26,7 @@ def run_build(args: argparse.Namespace) -> int:
     from corpora.chunking import chunk_words
     from corpora.documents import load_documents
     from rag.errors import UsageError
+    from retrievers.kinds import require_kind
 
     for flag, value, kinds in (("--backend", args.backend, ("bm25", "hybrid")), ("--index-type", args.index_type, ("faiss", "hybrid"))):
         if value is not None and args.retriever not in kinds:
@@ -36,6 +37,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise UsageError("--out DIR is required for bm25, faiss and hybrid indexes")
     if args.chunk_overlap is not None and not args.chunk_words:
         raise UsageError("--chunk-overlap needs --chunk-words")
+    require_kind(args.retriever)
     docs = load_documents(args.corpus)
     if args.chunk_words:
         docs = chunk_words(docs, size=args.chunk_words, overlap=20 if args.chunk_overlap is None else args.chunk_overlap)

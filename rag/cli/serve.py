@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from corpora.extras import require
+
+    require("server", "arag serve")
     import uvicorn
 
     from rag.server import Limits, create_app

@@ -19,9 +19,13 @@ Why it looks like this:
 Modules: `requests` (validated bodies), `service` (model work), `batcher` (micro-batching), `responses` (OpenAI shapes), `sse`
 (streaming), `errors` (the error body), `app` (routes), `thread` (a server in a background thread).
 """
-from rag.server.app import create_app
-from rag.server.errors import APIError
-from rag.server.requests import Limits
-from rag.server.thread import ServerThread
+from corpora.extras import require
+
+require("server", "rag.server (arag serve)")  # one line, not an ImportError from deep inside, without the extra
+
+from rag.server.app import create_app  # noqa: E402
+from rag.server.errors import APIError  # noqa: E402
+from rag.server.requests import Limits  # noqa: E402
+from rag.server.thread import ServerThread  # noqa: E402
 
 __all__ = ["APIError", "Limits", "ServerThread", "create_app"]
