@@ -22,11 +22,14 @@ import os
 import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlparse
 
 from corpora.extras import require
 from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
+
+if TYPE_CHECKING:
+    import openai
 
 OWNER = "adaptive-rag"  # `owned_by` in an arag server's /v1/models: how this backend recognises one
 DEFAULT_CONCURRENCY = 16  # requests in flight per model instance (`--concurrency`)
