@@ -136,10 +136,22 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
         write_json_atomic(manifest_path, run)
 
 
+def with_report_gate(record: dict, config: BenchConfig) -> dict:
+    """The record's gate as this report sets it (`benchmarks.runner.results_key`): a sweep's threshold,
+    and whether a single-step answer abstains where the gate keeps nothing."""
+    from rag.run import ABSTENTION
+
+    gate = {k: v for k, v in record["gate"].items() if k != "abstention"}
+    if config.gate_sweep and config.relevance_gate is not None:
+        gate["threshold"] = config.relevance_gate
+    if config.abstain:
+        gate["abstention"] = ABSTENTION
+    return {**record, "gate": gate}
+
+
 def _report(records: list[dict], examples: list[QAExample], config: BenchConfig, out_dir: Path, metric: str) -> dict[str, Any]:
     chosen = select(records, examples)
-    if config.gate_sweep and config.relevance_gate is not None:  # the threshold of this report, not of the run
-        chosen = [{**r, "gate": {**r["gate"], "threshold": config.relevance_gate}} if "gate" in r else r for r in chosen]
+    chosen = [with_report_gate(r, config) if "gate" in r else r for r in chosen]
     if not chosen:
         raise BenchError(f"{out_dir}: no results yet for these questions")
     run = read_run_manifest(out_dir)

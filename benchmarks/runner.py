@@ -94,10 +94,14 @@ class BenchConfig:
 
 
 def results_key(key: dict[str, Any]) -> dict[str, Any]:
-    """The settings that determine the results: a gate sweep keeps a draft for every number of kept
+    """The settings that determine the results. A gate sweep keeps a draft for every number of kept
     passages, so its threshold only picks among them when the report is made (`arag bench
-    --report-only --relevance-gate T` reports another threshold from the same run)."""
-    return {k: v for k, v in key.items() if k != "relevance_gate"} if key.get("gate_sweep") else key
+    --report-only --relevance-gate T` reports another threshold from the same run); a single-step
+    answer abstains exactly where the gate keeps nothing, so ``abstain`` is a report setting there too."""
+    report_only = {"relevance_gate"} if key.get("gate_sweep") else set()
+    if key.get("max_steps", 1) == 1:
+        report_only.add("abstain")
+    return {k: v for k, v in key.items() if k not in report_only}
 
 
 OPTIONAL_KEYS = ("questions", "questions_sha256", "sources", "relevance_gate", "gate_sweep", "abstain")

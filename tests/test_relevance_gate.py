@@ -257,3 +257,21 @@ def test_runner_records_gated_drafts_single_and_multi_step(tiny_lm, bm25):
                            LoopConfig(max_steps=2, step_tokens=4, relevance_gate=1.0))
     live = multi.run(ex[0])["live"]
     assert live["always"]["retrieved"] and not live["always@gate"]["retrieved"] and live["always@gate"]["nothing_relevant"]
+
+
+def test_report_settings_are_not_run_settings():
+    """A sweep's threshold and a single-step run's abstention are chosen when the report is made."""
+    from benchmarks.bench import with_report_gate
+    from benchmarks.policies import outcome
+    from benchmarks.runner import BenchConfig
+
+    sweep = BenchConfig("nq_open_oracle", ("always", "always@gate"), relevance_gate=0.3, gate_sweep=True, abstain=True)
+    assert "relevance_gate" not in sweep.key() and "abstain" not in sweep.key()
+    assert BenchConfig("x", ("always@gate",), relevance_gate=0.3, gate_sweep=True).key() == \
+        BenchConfig("x", ("always@gate",), relevance_gate=0.7, gate_sweep=True).key()
+    live = BenchConfig("x", ("always@gate",), max_steps=2, relevance_gate=0.3, abstain=True)
+    assert live.key()["abstain"] is True and live.key()["relevance_gate"] == 0.3
+    r = with_report_gate(_record(0, "no", "yes", 1.0, relevance=(0.2, 0.2, 0.2)), sweep)
+    assert outcome(r, "always@gate").abstained and r["gate"]["threshold"] == 0.3
+    plain = BenchConfig("x", ("always@gate",), relevance_gate=0.3)
+    assert not outcome(with_report_gate(r, plain), "always@gate").abstained
