@@ -105,6 +105,11 @@ class Inverted:
     def __post_init__(self) -> None:
         self.name = self.name or f"-{self.member.name}"
 
+    @property
+    def threshold(self) -> float | None:
+        """The member's threshold: ``-a`` fires where ``a``'s score does not cross it."""
+        return getattr(self.member, "threshold", None)
+
     @staticmethod
     def _invert(sig: Signal) -> Signal:
         return Signal(score=-sig.score, fired=not sig.fired, details={"inverted": sig.to_dict()})
