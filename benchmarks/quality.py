@@ -37,8 +37,11 @@ RET, QUALITY = 0, 3
 class Questions:
     """Per-question values of never's and always's answers, the two labels, and the resampling weights."""
 
-    def __init__(self, records: Sequence[dict], quality: Callable[[dict, str], float], weights: np.ndarray) -> None:
-        self.records, self.quality, self.weights = records, quality, weights
+    def __init__(self, records: Sequence[dict], quality: Callable[[dict, str], float], weights: np.ndarray,
+                 min_events: int = 0) -> None:
+        """``min_events``: below this many helps + hurts no gain is given (reports use `MIN_EVENTS`;
+        fitting and band choice, which only compare candidates on the same questions, use 0)."""
+        self.records, self.quality, self.weights, self.min_events = records, quality, weights, min_events
         self.never = self.values("never")
         self.always = self.values("always")
         self.closed, self.rag = self.never[:, QUALITY], self.always[:, QUALITY]
@@ -79,7 +82,7 @@ def _two_states(q: Questions, policy: str) -> tuple[np.ndarray, np.ndarray, np.n
 def _gain(q: Questions, score: np.ndarray, low: np.ndarray, high: np.ndarray, idx: np.ndarray | None = None) -> dict[str, Any]:
     sel = slice(None) if idx is None else idx
     events = int(q.helps[sel].sum() + q.hurts[sel].sum())
-    if events < MIN_EVENTS:
+    if events < q.min_events:
         return {"gain": None, "gain_ci": None, "area_above_random": None, "area_above_random_ci": None,
                 "gain_note": too_few(events)}
     w = q.weights[:, sel]

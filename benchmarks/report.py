@@ -55,7 +55,8 @@ def aggregate(records: Sequence[dict], policy: str, cut: float | None, scorer: S
 
 
 def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "contains",
-              thresholds: dict[str, Any] | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
+              thresholds: dict[str, Any] | None = None, resamples: int = RESAMPLES, seed: int = SEED,
+              min_events: int = MIN_EVENTS) -> dict[str, Any]:
     """Every figure of the report, with bootstrap intervals (``resamples`` seeded resamples of questions)."""
     if not records:
         raise ValueError("no results to summarise")
@@ -63,7 +64,7 @@ def summarize(records: Sequence[dict], policies: Sequence[str], metric: str = "c
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     scorer = Scorer()
     thresholds = thresholds or {}
-    q = Questions(records, lambda r, text: scorer(r, text)[metric], resample_weights(len(records), resamples, seed))
+    q = Questions(records, lambda r, text: scorer(r, text)[metric], resample_weights(len(records), resamples, seed), min_events)
     base = [{"policy": p, "threshold": thresholds.get(gate_base(p)[0]), **aggregate(records, p, None, scorer)} for p in policies]
     sweeps = {}
     for p in policies:

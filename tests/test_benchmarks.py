@@ -135,7 +135,9 @@ def test_policies_and_sweeps_derive_from_the_cache():
     assert outcome(recs[3], "token-confidence").text == "Rome"  # configured decision: 0.4 does not fire
     assert outcome(recs[3], "token-confidence", cut=0.3).text == "Paris"  # a lower cut fires
     assert sweep_cuts([0.9, 0.2, 0.7, 0.4], points=5)[0] == -math.inf
-    s = summarize(recs, ["never", "always", "token-confidence"])
+    few = {r["policy"]: r for r in summarize(recs, ["never", "always", "token-confidence"])["policies"]}
+    assert few["token-confidence"]["gain"] is None and few["token-confidence"]["gain_note"] == "too few events (2)"
+    s = summarize(recs, ["never", "always", "token-confidence"], min_events=0)  # the arithmetic, on 2 events
     rows = {r["policy"]: r for r in s["policies"]}
     assert rows["never"]["contains"] == 0.25 and rows["always"]["contains"] == 0.75
     assert rows["token-confidence"]["contains"] == 0.5 and rows["token-confidence"]["retrieval_rate"] == 0.5
