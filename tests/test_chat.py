@@ -44,6 +44,7 @@ def test_bad_conversations(messages):
 
 
 @pytest.mark.parametrize("trigger", [Always(), TokenConfidence()])
+@pytest.mark.slow
 def test_streamed_pieces_add_up_to_the_answer(default_lm, corpus, trigger):
     from corpora.documents import load_documents
 
@@ -57,6 +58,7 @@ def test_streamed_pieces_add_up_to_the_answer(default_lm, corpus, trigger):
         assert len(pieces) > len(streamed.steps)
 
 
+@pytest.mark.slow
 def test_history_reaches_the_retriever(default_lm, corpus):
     from corpora.documents import load_documents
 
