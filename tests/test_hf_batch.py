@@ -105,7 +105,7 @@ def _one_by_one(lm, prompts, **kw) -> list[list[Generation]]:
 @pytest.mark.parametrize("options", [
     dict(),
     dict(top_logprobs=3),
-    dict(repetition_penalty=1.5, no_repeat_ngram_size=2),
+    pytest.param(dict(repetition_penalty=1.5, no_repeat_ngram_size=2), marks=pytest.mark.slow),  # over 10 s
     dict(stop_loops=True),
 ], ids=["greedy", "top-logprobs", "repetition-controls", "stop-loops"])
 def test_every_option_applies_per_row(tiny, options):

@@ -216,6 +216,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_arag_serve_command(tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(json.dumps({"id": "d0", "title": "OPEC", "text": "OPEC has 14 member countries."}) + "\n")
