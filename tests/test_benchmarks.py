@@ -360,7 +360,7 @@ def test_side_studies_run_on_the_default_model(default_lm, data_dir):
     from benchmarks.datasets import load_dataset
     from benchmarks.studies import STUDIES
 
-    examples = load_dataset("nq_open_oracle", data_dir, limit=1)  # one question runs every study's code path
+    examples = load_dataset("nq_open_oracle", data_dir, limit=2)
     own = STUDIES["own-text-entropy"][0](default_lm, examples)
     assert {"own answer", "reference answer", "own passage", "human passage"} <= set(own["texts"])
     assert all(v["entropy"] > 0 for v in own["texts"].values())
