@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test core-smoke bench-perf clean
+.PHONY: install demo test test-fast core-smoke bench-perf clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q --timeout=1200
+
+# the tests not marked slow (`slow`: over ~10 s on this machine): a few minutes
+test-fast: install
+	$(BIN)/python -m pytest -q --timeout=1200 -m "not slow"
 
 # The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails.
 .PHONY: docs

@@ -125,3 +125,25 @@ def tiny_hub_env(tiny_hub_home, monkeypatch) -> dict[str, str]:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     return dict(os.environ)
+
+
+# -- `slow` means "over ~10 s on this machine" -----------------------------------------------------
+SLOW_SECONDS = 10.0
+_unmarked_slow: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Add up setup + call of every test not marked ``slow`` (a session fixture's first load counts once, where it happens)."""
+    if report.when in ("setup", "call") and "slow" not in report.keywords:
+        _unmarked_slow[report.nodeid] = _unmarked_slow.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """A warning section (not a failure) naming every test not marked ``slow`` whose setup + call took over 10 s."""
+    over = sorted(((s, n) for n, s in _unmarked_slow.items() if s > SLOW_SECONDS), reverse=True)
+    if not over:
+        return
+    terminalreporter.write_sep("=", f"warning: {len(over)} test(s) not marked slow took over {SLOW_SECONDS:.0f} s "
+                                    "(setup + call): mark them @pytest.mark.slow or make them faster", yellow=True)
+    for seconds, nodeid in over:
+        terminalreporter.write_line(f"{seconds:7.1f}s  {nodeid}", yellow=True)

@@ -37,6 +37,7 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
 
 
+@pytest.mark.slow
 def test_answers_every_question_and_resumes_after_a_kill(tiny_hub_env, files, tmp_path):
     corpus, questions = files
     out = tmp_path / "answers.jsonl"

@@ -48,6 +48,7 @@ def demo_bm25(demo_docs):
     return build_retriever("bm25", demo_docs, progress=False)
 
 
+@pytest.mark.slow
 def test_answer_many_equals_answer_on_the_default_model(default_lm, demo_bm25):
     rag = AdaptiveRAG(default_lm, demo_bm25, TokenConfidence(), config=LoopConfig(max_steps=3))
     alone = [rag.answer(q) for q in QUESTIONS]
@@ -116,6 +117,7 @@ def _without_timing(x):
     return x
 
 
+@pytest.mark.slow
 def test_bench_runner_batched_equals_question_by_question(default_lm, demo_bm25):
     """Single-step records (closed-book, signals, RAG answer) with the drafts and searches warmed for a batch."""
     from benchmarks.datasets import QAExample

@@ -29,6 +29,7 @@ def run_together(batcher: MicroBatcher, calls: list) -> list:
         return list(pool.map(one, calls))
 
 
+@pytest.mark.slow
 def test_calls_from_several_threads_are_one_batch_with_the_sequential_answers(default_lm):
     batcher = MicroBatcher(default_lm, window_ms=LONG_WAIT, max_batch=3)
     before = default_lm.usage.snapshot()
@@ -42,6 +43,7 @@ def test_calls_from_several_threads_are_one_batch_with_the_sequential_answers(de
     assert sum(u.generated_tokens for _, u in got) == merged.generated_tokens  # the shares add up
 
 
+@pytest.mark.slow
 def test_calls_with_different_options_are_not_merged(default_lm):
     batcher = MicroBatcher(default_lm, window_ms=300, max_batch=4)
     got = run_together(batcher, [([PROMPTS[0]], {"max_new_tokens": 4}), ([PROMPTS[1]], {"max_new_tokens": 5})])
@@ -49,6 +51,7 @@ def test_calls_with_different_options_are_not_merged(default_lm):
     assert [len(g[0][0].token_ids) <= b for (g, _), b in zip(got, (4, 5))] == [True, True]
 
 
+@pytest.mark.slow
 def test_a_blocking_callback_holds_up_no_other_caller(default_lm):
     """A streams through a callback that blocks until B has its answer: were callbacks run on the
     batch's thread, B would wait for ever (here: until the generous timeout fails the test)."""
@@ -73,6 +76,7 @@ def test_a_blocking_callback_holds_up_no_other_caller(default_lm):
     assert a_gen.text == default_lm.generate([PROMPTS[0]], max_new_tokens=12)[0][0].text
 
 
+@pytest.mark.slow
 def test_stop_row_from_one_caller_ends_its_row_alone_where_it_stopped(default_lm):
     batcher = MicroBatcher(default_lm, window_ms=LONG_WAIT, max_batch=2)
     stopped_at: list[str] = []

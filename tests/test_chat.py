@@ -44,6 +44,7 @@ def test_bad_conversations(messages):
 
 
 @pytest.mark.parametrize("trigger", [Always(), TokenConfidence()])
+@pytest.mark.slow
 def test_streamed_pieces_add_up_to_the_answer(default_lm, corpus, trigger):
     from corpora.documents import load_documents
 
@@ -57,6 +58,7 @@ def test_streamed_pieces_add_up_to_the_answer(default_lm, corpus, trigger):
         assert len(pieces) > len(streamed.steps)
 
 
+@pytest.mark.slow
 def test_history_reaches_the_retriever(default_lm, corpus):
     from corpora.documents import load_documents
 
@@ -67,6 +69,7 @@ def test_history_reaches_the_retriever(default_lm, corpus):
     assert a.steps[0].query.startswith(turn.retrieval_query) and a.sources[0].id == "d2"
 
 
+@pytest.mark.slow
 def test_chat_two_turns_sources_and_clean_exit(corpus):
     script = "How many countries are in OPEC?\nWhere is its headquarters?\n/sources\n/trigger nope\n"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

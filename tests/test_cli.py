@@ -35,6 +35,7 @@ def corpus(tmp_path_factory) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_ask_json_prints_one_object(corpus):
     r = arag("ask", "how many countries are a part of opec", "--corpus", str(corpus), "--trigger", "always", "--json")
     assert r.returncode == 0, r.stderr
@@ -45,6 +46,7 @@ def test_ask_json_prints_one_object(corpus):
     assert out["steps"][0]["passage_ids"][0] == "d0"
 
 
+@pytest.mark.slow
 def test_index_build_then_ask_from_the_index(corpus, tmp_path):
     out = tmp_path / "idx"
     r = arag("index", "build", str(corpus), "--retriever", "bm25", "--out", str(out))

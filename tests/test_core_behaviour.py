@@ -9,6 +9,8 @@ from rag.loop import AdaptiveRAG, LoopConfig
 from retrievers import build_retriever
 from triggers import Always, Never, TokenConfidence
 
+pytestmark = pytest.mark.slow  # every test here runs the real default model
+
 OPEC = "how many countries are a part of opec"
 
 

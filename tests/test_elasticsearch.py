@@ -51,6 +51,7 @@ def nq_index(es_node, nq_corpus) -> ElasticsearchRetriever:
     return es
 
 
+@pytest.mark.slow
 def test_bm25_agrees_with_in_process_bm25(nq_index, nq_corpus):
     docs, questions = nq_corpus
     bm25 = build_retriever("bm25", docs)
@@ -70,6 +71,7 @@ def test_bm25_agrees_with_in_process_bm25(nq_index, nq_corpus):
     assert abs(es_hits - bm_hits) <= 0.1 * len(questions)
 
 
+@pytest.mark.slow
 def test_passages_carry_the_documents(nq_index, nq_corpus):
     docs, _ = nq_corpus
     doc = docs[123]
@@ -78,6 +80,7 @@ def test_passages_carry_the_documents(nq_index, nq_corpus):
     assert top[0].score >= top[1].score >= top[2].score > 0
 
 
+@pytest.mark.slow
 def test_reindexing_is_idempotent(nq_index, nq_corpus):
     docs, _ = nq_corpus
     before = nq_index.count()
@@ -86,6 +89,7 @@ def test_reindexing_is_idempotent(nq_index, nq_corpus):
     assert nq_index.count() == before
 
 
+@pytest.mark.slow
 def test_dense_knn_and_hybrid(es_node, nq_corpus):
     """kNN over MiniLM vectors in a dense_vector field; hybrid fuses it with BM25 by RRF.
 
@@ -111,6 +115,7 @@ def test_dense_knn_and_hybrid(es_node, nq_corpus):
     assert knn.count() == 100
 
 
+@pytest.mark.slow
 def test_full_loop_answers_from_the_index(es_node, nq_index, capsys):
     """`arag ask --trigger always --retriever elasticsearch`: the passage comes from Elasticsearch and the answer from it."""
     from rag.cli import main
@@ -124,6 +129,7 @@ def test_full_loop_answers_from_the_index(es_node, nq_index, capsys):
     assert "14" in out["answer"]  # the NQ answer, in the retrieved passage
 
 
+@pytest.mark.slow
 def test_cli_index_build(es_node, tmp_path, capsys):
     from rag.cli import main
 
@@ -135,6 +141,7 @@ def test_cli_index_build(es_node, tmp_path, capsys):
     assert es.count() == 2 and es.retrieve("capital of Peru", 1)[0].id == "c1"
 
 
+@pytest.mark.slow
 def test_two_node_cluster_survives_a_node_stopping(es_tools, nq_corpus, tmp_path):
     """2 shards with 1 replica on two nodes: after the data node stops, the replicas it did not hold
     are promoted and every query returns what it returned before."""
@@ -181,6 +188,7 @@ def test_unreachable_url(capsys):
         ElasticsearchRetriever("http://127.0.0.1:9", "x").retrieve("q", 1)
 
 
+@pytest.mark.slow
 def test_missing_index(es_node, capsys):
     from rag.cli import main
 
@@ -193,6 +201,7 @@ def test_missing_index(es_node, capsys):
         es.check_ready()
 
 
+@pytest.mark.slow
 def test_bad_documents_write_nothing(es_node, tmp_path, capsys):
     from rag.cli import main
 
@@ -230,6 +239,7 @@ def _demo_path():
     return DEMO_CORPUS
 
 
+@pytest.mark.slow
 def test_bench_own_questions_over_elasticsearch(es_node, tiny_hub_env, tmp_path):
     """`arag bench --questions FILE --retriever elasticsearch --corpus PATH`: the files are indexed into
     Elasticsearch, then every question retrieves from it (the tiny hub-cache model keeps this fast)."""

@@ -15,7 +15,7 @@ from rag.cli import main
 from retrievers.elasticsearch.connection import ElasticsearchAuthError
 from retrievers.elasticsearch.retriever import ElasticsearchRetriever
 
-pytestmark = pytest.mark.elasticsearch
+pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
 
 USER = "arag-test"
 PASSWORD = secrets.token_urlsafe(12)

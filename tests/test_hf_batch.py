@@ -40,6 +40,7 @@ def batched_greedy(default_lm):
     return out, default_lm.usage.since(before)
 
 
+@pytest.mark.slow
 def test_batched_greedy_equals_one_by_one_on_the_real_model(default_lm, batched_greedy):
     batched, used = batched_greedy
     lengths = [len(default_lm.encode(default_lm.render(p))) for p in PROMPTS]
@@ -52,6 +53,7 @@ def test_batched_greedy_equals_one_by_one_on_the_real_model(default_lm, batched_
     assert used.generated_tokens == sum(len(g[0].token_ids) for g in batched)
 
 
+@pytest.mark.slow
 def test_a_row_ending_at_a_step_end_leaves_the_other_rows_unchanged(default_lm, batched_greedy):
     full = [g[0] for g in batched_greedy[0]]
     ends = SentenceEnd()
@@ -69,6 +71,7 @@ def test_a_row_ending_at_a_step_end_leaves_the_other_rows_unchanged(default_lm, 
     assert 0 < cut_rows < len(PROMPTS), "the prompts must give rows that end early and rows that do not"
 
 
+@pytest.mark.slow
 def test_seeded_samples_of_two_prompts_in_one_batch_are_reproducible(default_lm):
     two = PROMPTS[1:3]
     kw = dict(n=3, temperature=1.0, max_new_tokens=8, seed=11)
@@ -102,7 +105,7 @@ def _one_by_one(lm, prompts, **kw) -> list[list[Generation]]:
 @pytest.mark.parametrize("options", [
     dict(),
     dict(top_logprobs=3),
-    dict(repetition_penalty=1.5, no_repeat_ngram_size=2),
+    pytest.param(dict(repetition_penalty=1.5, no_repeat_ngram_size=2), marks=pytest.mark.slow),  # over 10 s
     dict(stop_loops=True),
 ], ids=["greedy", "top-logprobs", "repetition-controls", "stop-loops"])
 def test_every_option_applies_per_row(tiny, options):

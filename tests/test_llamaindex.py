@@ -44,6 +44,7 @@ def test_llamaindex_bm25_as_our_retriever(theirs, demo_docs):
         theirs.retrieve("q", 0)
 
 
+@pytest.mark.slow
 def test_llamaindex_retriever_inside_the_loop_and_query_engine(default_lm, theirs):
     loop = AdaptiveRAG(default_lm, theirs, Always(), config=LoopConfig(k=2, max_steps=1, step_tokens=16))
     q = "how many countries are in opec"

@@ -9,6 +9,8 @@ import torch
 from rag.hf_decode import Row
 from rag.lm import Prompt
 
+pytestmark = pytest.mark.slow  # every test here runs the real default model
+
 QUESTION = Prompt.user("What is the capital of France?")
 
 

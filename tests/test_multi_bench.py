@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks.multi import gain_table, render
 
 SETS = ("flashrag_toy", "nq_open_oracle")
@@ -18,6 +20,7 @@ def _bench(out, limit: int, env: dict, data_dir, *extra: str) -> subprocess.Comp
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
+@pytest.mark.slow
 def test_two_sets_run_into_sub_folders_resume_and_share_one_table(tiny_hub_env, tmp_path, data_dir, repo_root):
     out = tmp_path / "multi"
     env = {**tiny_hub_env, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}

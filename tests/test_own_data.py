@@ -40,6 +40,7 @@ def test_tokenizer_by_hub_id_for_a_corpus_index(tiny_hub_env, corpus, tmp_path):
     assert (out / "manifest.json").is_file()
 
 
+@pytest.mark.slow
 def test_own_qa_file_benchmarks_and_calibrates_against_a_user_corpus(tiny_hub_env, data_dir, tmp_path):
     """FlashRAG's quick-start questions (``id``/``question``/``golden_answers``) and passages
     (``contents``), one command each; a second `bench` resumes (nothing re-run), `calibrate` reuses it."""
@@ -124,6 +125,7 @@ def test_bench_with_questions_refuses_incomplete_or_contradictory_sources(tmp_pa
     assert needle in err and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_own_qa_bench_killed_mid_run_resumes_without_lost_or_duplicated_rows(tiny_hub_env, data_dir, tmp_path):
     """SIGKILL after the first result line, rerun the same command: every question exactly once."""
     import time

@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import TINY_HUB_ID
 
 
+@pytest.mark.slow
 def test_perf_batch_smoke(tiny_hub_env, data_dir, tmp_path, repo_root):
     out = tmp_path / "perf.json"
     env = {**tiny_hub_env, "ARAG_DATA_DIR": str(data_dir)}

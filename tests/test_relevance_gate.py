@@ -118,6 +118,7 @@ def test_inverted_and_all_of_decide_on_a_real_search(tiny_lm, bm25):
         assert state.retriever_calls == 1
 
 
+@pytest.mark.slow
 def test_config_file_and_cli_flags(tmp_path, tiny_hub_env):
     from tests.conftest import TINY_HUB_ID
 

@@ -51,6 +51,7 @@ def raw(**kw):
     return {"extra_body": {"arag": {"retrieval": False}}, **kw}
 
 
+@pytest.mark.slow
 def test_openai_client_plain_then_streaming_same_text(client):
     msgs = [{"role": "user", "content": QUESTION}]
     r = client.chat.completions.create(model="default", messages=msgs, seed=7, logprobs=True, top_logprobs=3)
@@ -80,6 +81,7 @@ def test_openai_client_plain_then_streaming_same_text(client):
         assert len(pieces) > 3
 
 
+@pytest.mark.slow
 def test_raw_mode_sampling_is_seeded_and_has_logprobs(client):
     kw = raw(model="default", messages=[{"role": "user", "content": "Name a colour."}], n=2, temperature=1.0,
              seed=5, max_tokens=8, logprobs=True, top_logprobs=2)
@@ -89,12 +91,14 @@ def test_raw_mode_sampling_is_seeded_and_has_logprobs(client):
     assert a.model_extra["arag"]["mode"] == "raw" and a.usage.completion_tokens <= 16
 
 
+@pytest.mark.slow
 def test_models_and_health(server, client):
     ids = [m.id for m in client.models.list().data]
     assert "default" in ids
     assert httpx.get(server.base_url.removesuffix("/v1") + "/health").json()["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_backend_token_confidence_over_http_matches_in_process(server, default_lm, bm25):
     remote = OpenAICompatibleModel.from_spec(f"openai:{server.base_url}/default", api_key=KEY)
     assert remote.is_arag_server()
@@ -123,6 +127,7 @@ def test_backend_token_confidence_over_http_matches_in_process(server, default_l
     assert a_http.costs.generated_tokens >= a_local.costs.generated_tokens
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_requests_do_not_mix(client, default_lm):
     words = [f"word{i}" for i in range(20)]
     prompts = [f"Repeat exactly: {w}" for w in words]
@@ -154,6 +159,7 @@ def _post(server, body, key=KEY, raw_body: bytes | None = None):
     ("n_adaptive", 400, "n"), ("bad_temperature", 400, "temperature"), ("last_not_user", 400, "messages"),
     ("frequency_penalty", 400, "frequency_penalty"), ("bad_ngram", 400, "no_repeat_ngram_size"),
 ])
+@pytest.mark.slow
 def test_bad_requests_get_openai_style_4xx(server, case, status, param):
     ok = [{"role": "user", "content": "hi"}]
     kw: dict = {"body": {"model": "default", "messages": ok}}
@@ -198,6 +204,7 @@ def test_bad_requests_get_openai_style_4xx(server, case, status, param):
     assert ok_r.status_code == 200 and ok_r.json()["choices"][0]["message"]["content"] is not None
 
 
+@pytest.mark.slow
 def test_unknown_route_is_json(server):
     r = httpx.get(server.base_url + "/nothing-here")
     assert r.status_code == 404 and "error" in r.json()
@@ -209,6 +216,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_arag_serve_command(tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(json.dumps({"id": "d0", "title": "OPEC", "text": "OPEC has 14 member countries."}) + "\n")

@@ -64,6 +64,7 @@ def pieces(response: httpx.Response):
                     yield choice["delta"]["content"]
 
 
+@pytest.mark.slow
 def test_concurrent_adaptive_requests_share_batches_and_answer_as_sequential_ones(default_lm, bm25):
     with serving(default_lm, bm25, window_ms=1000, max_batch=3) as (srv, batcher):
         c = client(srv)
@@ -85,6 +86,7 @@ def test_concurrent_adaptive_requests_share_batches_and_answer_as_sequential_one
         assert (costs2["lm_calls"], costs2["prompt_tokens"]) == (costs["lm_calls"], costs["prompt_tokens"])
 
 
+@pytest.mark.slow
 def test_a_streaming_client_that_disconnects_does_not_stop_the_request_batched_with_it(default_lm, bm25):
     with serving(default_lm, bm25, window_ms=60_000, max_batch=2) as (srv, batcher):
         url = srv.base_url + "/chat/completions"
@@ -112,6 +114,7 @@ def test_a_streaming_client_that_disconnects_does_not_stop_the_request_batched_w
     assert used.generated_tokens < 300  # the departed client's row ended early; the other ran its 150
 
 
+@pytest.mark.slow
 def test_a_slow_reading_stream_does_not_hold_up_a_request_in_its_batch(default_lm, bm25):
     """The streaming client reads nothing until the other request of its batch has its whole answer."""
     with serving(default_lm, bm25, window_ms=60_000, max_batch=2) as (srv, batcher):

@@ -17,6 +17,8 @@ from rag.server import Limits, ServerThread, create_app
 from retrievers import build_retriever
 from triggers import TokenConfidence
 
+pytestmark = pytest.mark.slow  # every test here runs the real default model
+
 KEY = "test-key"
 QUESTION = "who wrote the novel 1984"
 CONFIG = LoopConfig(max_steps=2, step_tokens=24)

@@ -58,6 +58,7 @@ def test_step_stream_holds_back_what_a_later_token_can_cut():
     assert held_by_stops("abc,", [","]) == 0 and held_by_stops("ab\n", ["\n\n"]) == 1
 
 
+@pytest.mark.slow
 def test_token_bytes_are_the_real_bytes_and_steps_keep_whole_characters(default_lm):
     tok = default_lm.tokenizer
     ids = default_lm.encode("Hi 😀 日本")
