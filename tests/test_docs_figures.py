@@ -1,6 +1,7 @@
 """Figures stay true: the numbers the docs quote from committed run folders match those folders.
 
-A page marks a table's figures with a comment right after the table (a blank line between is fine):
+A page marks a table's figures with a comment right after the table (a blank line between is fine;
+a table whose rows come from several run folders has one comment per folder, one after the other):
 
     <!-- figures docs/benchmarks/evidence/summary.json
     nq_open | never | sets/nq_open/never | pct1
@@ -84,7 +85,10 @@ def _cells(line: str) -> list[str]:
 def table_before(text: str, pos: int) -> tuple[list[str], dict[str, list[str]]]:
     """The Markdown table that ends right before ``pos``: its header cells and rows by first cell."""
     lines = text[:pos].rstrip("\n").split("\n")
-    while lines and not lines[-1].strip():
+    while lines and (not lines[-1].strip() or lines[-1].strip() == "-->"):  # a table's rows may come from
+        if lines[-1].strip() == "-->":  # several run folders: one marker each, one after the other
+            while lines and not lines[-1].startswith("<!-- figures "):
+                lines.pop()
         lines.pop()
     table = []
     while lines and lines[-1].lstrip().startswith("|"):
