@@ -4,7 +4,7 @@
 
 One `arag serve` app (official openai client, 127.0.0.1, real default model): the N questions are
 first asked one by one, then all at once from N threads; the figure is the ratio of the two wall
-times (issue 11 asks for <= 0.4 at N = 16), with how many calls each batch merged and the share of
+times (the target is <= 0.4 at N = 16), with how many calls each batch merged and the share of
 answers equal to the one-by-one ones. How much batching gains depends on the model backend decoding
 a batch's prompts together (`HFLanguageModel.generate`).
 """

@@ -1,7 +1,7 @@
 """Batched decoding for `rag.hf_model.HFLanguageModel`: many prompts, ``n`` samples each, one KV cache.
 
 Why batch: a decode step of a small model at batch 1 is bound by reading the weights from memory;
-reading them once for many rows is the lever (issue 11). The prompts are left-padded to one length
+reading them once for many rows is the lever. The prompts are left-padded to one length
 with an attention mask and per-row position ids, so one prefill encodes them all and each row
 continues from its own last position; the prefill's cache is repeated for the ``n`` samples of each
 prompt, and a row that finishes leaves the batch (its cache, mask and position go with it), so

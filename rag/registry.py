@@ -1,6 +1,6 @@
 """Names → components, so the CLI, the server and the benchmarks build triggers the same way.
 
-Trigger names: token-confidence, always, never, semantic-entropy, quco; the signals of issue 12
+Trigger names: token-confidence, always, never, semantic-entropy, quco; the further signals
 (draft: msp, perplexity, mean-entropy; samples: lexical-similarity, num-sem-sets, eigval, degree;
 one more call: p-true; question: question-length, entity-frequency; a search first:
 retrieval-top1, retrieval-gap, retrieval-support); ``a+b`` is AnyOf(a, b), ``a&b`` AllOf(a, b) (one
