@@ -276,3 +276,11 @@ def test_report_settings_are_not_run_settings():
     assert outcome(r, "always@gate").abstained and r["gate"]["threshold"] == 0.3
     plain = BenchConfig("x", ("always@gate",), relevance_gate=0.3)
     assert not outcome(with_report_gate(r, plain), "always@gate").abstained
+
+
+def test_a_gated_question_check_in_a_single_step_bench_is_refused_before_any_model_loads(tmp_path, data_dir, repo_root):
+    r = subprocess.run([sys.executable, "-m", "rag.cli", "bench", "--dataset", "flashrag_toy", "--limit", "2",
+                        "--policies", "never,quco@gate", "--out", str(tmp_path / "run"), "--data-dir", str(data_dir)],
+                       capture_output=True, text=True, cwd=repo_root, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "quco@gate" in r.stderr and "--max-steps 2" in r.stderr

@@ -131,6 +131,12 @@ def _gate_threshold(args: argparse.Namespace, policies: tuple[str, ...]) -> floa
             if value is not None:
                 raise BenchError(f"{flag} applies to NAME@gate policies (e.g. --policies always,always@gate); none is listed")
         return None
+    from rag.registry import base_part, trigger_parts
+
+    if args.max_steps == 1:  # a single-step bench caches no gated branch after a question check (QuCo's)
+        checked = [p for p in policies if gate_base(p)[1] and "quco" in map(base_part, trigger_parts(gate_base(p)[0]))]
+        if checked:
+            raise BenchError(f"{checked[0]}: a gated policy with QuCo's question check needs --max-steps 2 or more")
     if args.relevance_gate is not None:
         return check_gate_threshold(args.relevance_gate)
     table = load_config(getattr(args, "config", None)).get("loop", {})
