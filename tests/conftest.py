@@ -2,7 +2,10 @@
 the tools an Elasticsearch test node needs."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import subprocess
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -147,3 +150,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
                                     "(setup + call): mark them @pytest.mark.slow or make them faster", yellow=True)
     for seconds, nodeid in over:
         terminalreporter.write_line(f"{seconds:7.1f}s  {nodeid}", yellow=True)
+
+
+# -- `arag` in this process ------------------------------------------------------------------------
+def arag_here(*args: str) -> subprocess.CompletedProcess:
+    """`arag` in this process, for errors raised before any model loads: the same exit code and stderr as
+    the process gives (argparse's exit included), without its ~3 s of imports. An exception that escapes
+    `main` fails the test, as a traceback would."""
+    from rag.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(["arag", *args], code, out.getvalue(), err.getvalue())

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from benchmarks.multi import gain_table, render
+from conftest import arag_here
 
 SETS = ("flashrag_toy", "nq_open_oracle")
 POLICIES = "never,always,token-confidence,question-length"
@@ -53,16 +54,14 @@ def test_two_sets_run_into_sub_folders_resume_and_share_one_table(tiny_hub_env, 
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["sets"] == summary["sets"]
 
 
-def test_a_bad_set_among_several_stops_before_anything_runs(tmp_path, data_dir, repo_root):
+def test_a_bad_set_among_several_stops_before_anything_runs(tmp_path, data_dir):
     out = tmp_path / "multi"
     for datasets, message in (("flashrag_toy,nope", "unknown dataset 'nope'"), ("flashrag_toy,flashrag_toy", "listed twice")):
-        done = subprocess.run([sys.executable, "-m", "rag.cli", "bench", "--dataset", datasets, "--out", str(out),
-                               "--data-dir", str(data_dir)], capture_output=True, text=True, cwd=repo_root, timeout=300)
+        done = arag_here("bench", "--dataset", datasets, "--out", str(out), "--data-dir", str(data_dir))
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
         assert not (out / "flashrag_toy").exists()
-    done = subprocess.run([sys.executable, "-m", "rag.cli", "bench", "--dataset", "flashrag_toy,nq_open", "--split", "dev",
-                           "--data-dir", str(data_dir)], capture_output=True, text=True, cwd=repo_root, timeout=300)
+    done = arag_here("bench", "--dataset", "flashrag_toy,nq_open", "--split", "dev", "--data-dir", str(data_dir))
     assert done.returncode == 2 and "--split applies to one dataset" in done.stderr
 
 

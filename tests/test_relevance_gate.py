@@ -10,6 +10,7 @@ import sys
 import httpx
 import pytest
 
+from conftest import arag_here
 from corpora.documents import Document
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG, LoopConfig
@@ -143,7 +144,7 @@ def test_config_file_and_cli_flags(tmp_path, tiny_hub_env):
                       (["--trigger", "never", "--relevance-gate"], "nothing to gate"),
                       (["--trigger", "always", "--relevance-gate", "3"], "relevance gate threshold"),
                       (["--trigger=-nope"], "unknown trigger 'nope'")):
-        r = subprocess.run(base + args, capture_output=True, text=True, env=tiny_hub_env, timeout=300)
+        r = arag_here(*base[3:], *args)
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
 

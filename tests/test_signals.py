@@ -242,7 +242,7 @@ def test_derived_retrieval_policy_costs_equal_the_loops(default_lm, bm25):
 def test_bench_records_the_new_signals(tmp_path, data_dir, repo_root):
     policies = "never,msp,mean-entropy,eigval,p-true,question-length,retrieval-top1,retrieval-support"
     out = tmp_path / "run"
-    env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "ARAG_DATA_DIR": str(data_dir)}
     done = subprocess.run([sys.executable, "-m", "rag.cli", "bench", "--dataset", "nq_open_oracle", "--limit", "3",
                            "--policies", policies, "--samples", "3", "--judge", "lexical", "--out", str(out)],
                           cwd=repo_root, env=env, capture_output=True, text=True, timeout=1200)
