@@ -117,7 +117,7 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
     done = {r["id"] for r in records}
     if any(e.id not in done for e in examples):
         t0 = time.perf_counter()
-        from rag.components import open_retriever
+        from retrievers.components import open_retriever
         from rag.pipeline import load_language_model
 
         retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress, **retriever_options)
@@ -139,7 +139,7 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
 def with_report_gate(record: dict, config: BenchConfig) -> dict:
     """The record's gate as this report sets it (`benchmarks.runner.results_key`): a sweep's threshold,
     and whether a single-step answer abstains where the gate keeps nothing."""
-    from rag.run import ABSTENTION
+    from rag.loop.run import ABSTENTION
 
     gate = {k: v for k, v in record["gate"].items() if k != "abstention"}
     if config.gate_sweep and config.relevance_gate is not None:

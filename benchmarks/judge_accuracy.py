@@ -243,7 +243,7 @@ def main() -> None:
         m_r = accuracy([judge.equivalent(p.question, p.a, p.b) for p in test_r], test_r)
         rows.append(("nli", args.nli, float("nan"), m, m_r, mean_ari(judge, groups), mean_ari(judge, groups_r), len(test)))
     if args.lm_pairs:
-        from rag.hf_model import HFLanguageModel
+        from rag.models.hf_model import HFLanguageModel
         from triggers.judges.lm import LMJudge
 
         sub = random.Random(args.seed).sample(test, min(args.lm_pairs, len(test)))

@@ -14,8 +14,8 @@ from llama_index.core.schema import TextNode
 from llama_index.retrievers.bm25 import BM25Retriever
 
 from corpora.demo import demo_documents
-from rag.hf_model import HFLanguageModel
-from rag.llamaindex import AdaptiveQueryEngine, AsLlamaIndexRetriever, FromLlamaIndexRetriever
+from rag.models.hf_model import HFLanguageModel
+from rag.apps.llamaindex import AdaptiveQueryEngine, AsLlamaIndexRetriever, FromLlamaIndexRetriever
 from rag.loop import AdaptiveRAG, LoopConfig
 from retrievers import build_retriever
 from triggers import TokenConfidence

@@ -15,8 +15,8 @@ from rag.errors import UsageError
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.pipeline import Pipeline
 from rag.registry import build_trigger
-from rag.run import ABSTENTION
-from rag.server import ServerThread, create_app
+from rag.loop.run import ABSTENTION
+from rag.apps.server import ServerThread, create_app
 from retrievers import RetrieverError, build_retriever
 from retrievers.base import Passage
 from retrievers.relevance import DEFAULT_GATE_THRESHOLD, EmbeddingRelevance, RelevanceGate

@@ -10,7 +10,7 @@ import pytest
 
 from rag.loop import LoopConfig
 from rag.pipeline import Pipeline
-from rag.server import ServerThread, create_app
+from rag.apps.server import ServerThread, create_app
 from retrievers import build_retriever
 from triggers import TokenConfidence
 

@@ -14,9 +14,9 @@ COMMAND_MODULES = (
     "rag.cli.ask",
     "rag.cli.index",
     "rag.cli.corpus",
-    "rag.cli.bench",
-    "rag.cli.calibrate",
-    "rag.cli.study",
+    "benchmarks.cli.bench",
+    "benchmarks.cli.calibrate",
+    "benchmarks.cli.study",
     "rag.cli.chat",
     "rag.cli.serve",
 )

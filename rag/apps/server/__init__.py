@@ -10,7 +10,7 @@ Why it looks like this:
   a completions prompt is a question). ``max_tokens``, ``stop``, ``temperature``, ``top_p`` and
   ``seed`` shape the returned answer (`rag.loop.LoopConfig`).
   With ``"arag": {"retrieval": false}`` the server is a plain completion endpoint over the raw model
-  for the exact messages — what `rag.openai_backend.OpenAICompatibleModel` needs so that triggers
+  for the exact messages — what `rag.models.openai_backend.OpenAICompatibleModel` needs so that triggers
   can read token log-probs over HTTP. A trailing assistant message with
   ``"continue_final_message": true`` (vLLM's field) is continued, not answered.
 - Each response carries the retrieval trace in an extra ``arag`` field that OpenAI clients ignore.
@@ -21,11 +21,11 @@ Modules: `requests` (validated bodies), `service` (model work), `batcher` (micro
 """
 from corpora.extras import require
 
-require("server", "rag.server (arag serve)")  # one line, not an ImportError from deep inside, without the extra
+require("server", "rag.apps.server (arag serve)")  # one line, not an ImportError from deep inside, without the extra
 
-from rag.server.app import create_app  # noqa: E402
-from rag.server.errors import APIError  # noqa: E402
-from rag.server.requests import Limits  # noqa: E402
-from rag.server.thread import ServerThread  # noqa: E402
+from rag.apps.server.app import create_app  # noqa: E402
+from rag.apps.server.errors import APIError  # noqa: E402
+from rag.apps.server.requests import Limits  # noqa: E402
+from rag.apps.server.thread import ServerThread  # noqa: E402
 
 __all__ = ["APIError", "Limits", "ServerThread", "create_app"]

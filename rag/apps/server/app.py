@@ -12,20 +12,20 @@ from typing import Any, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-from rag.openai_backend import OWNER
+from rag.models.openai_backend import OWNER
 from rag.pipeline import Pipeline
-from rag.server.errors import APIError, install_error_handlers
-from rag.server.requests import ChatRequest, CompletionRequest, Job, Limits, Sampling, parse
-from rag.server.responses import ChatShape, CompletionShape, Result, Shape
-from rag.server.service import ChatService
-from rag.server.sse import stream
-from rag.trace import json_text
+from rag.apps.server.errors import APIError, install_error_handlers
+from rag.apps.server.requests import ChatRequest, CompletionRequest, Job, Limits, Sampling, parse
+from rag.apps.server.responses import ChatShape, CompletionShape, Result, Shape
+from rag.apps.server.service import ChatService
+from rag.apps.server.sse import stream
+from rag.loop.trace import json_text
 
 
 def create_app(pipeline: Pipeline, api_key: str | None = None, limits: Limits | None = None,
                model_name: str | None = None, batch_window_ms: float = 5.0, max_batch: int = 16) -> FastAPI:
     """The FastAPI app. ``api_key``: require ``Authorization: Bearer KEY`` on /v1 routes; ``batch_window_ms``
-    and ``max_batch``: the micro-batching of concurrent requests (`rag.server.batcher`; ``max_batch=1`` turns it off)."""
+    and ``max_batch``: the micro-batching of concurrent requests (`rag.apps.server.batcher`; ``max_batch=1`` turns it off)."""
     limits = limits or Limits()
     service = ChatService(pipeline, model_name, batch_window_ms, max_batch)
     app = FastAPI(title="adaptive-rag", description="OpenAI-compatible completions with adaptive retrieval")
