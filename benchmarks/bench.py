@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.datasets import QAExample, corpus_paths, load_dataset, load_questions_file, shuffled
+from benchmarks.datasets import QAExample, corpus_paths, load_dataset, shuffled
 from benchmarks.policies import FIXED_POLICIES, gate_base
 from benchmarks.report import write_report
 from benchmarks.runner import (MANIFEST, RESULTS, BenchConfig, BenchError, QuestionRunner, prepare_run_dir, read_results,
                                read_run_manifest, writer_lock)
 from benchmarks.run_loop import run_questions
 from corpora.atomic import write_json_atomic
+from corpora.qa_files import load_questions_file
 from triggers.base import Trigger
 
 

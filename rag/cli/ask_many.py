@@ -16,11 +16,10 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from benchmarks.datasets import DatasetError, QAExample, load_questions_file
 from corpora.atomic import complete_lines
+from corpora.qa_files import DatasetError, QAExample, load_questions_file
 from rag.loop.batch import iter_answers
-from benchmarks.cli.bench import log_every
-from rag.cli.common import build_pipeline, check_trigger_flags, show_progress
+from rag.cli.common import build_pipeline, check_trigger_flags, log_every, show_progress
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG
 from rag.loop.trace import json_text

@@ -260,3 +260,11 @@ def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) ->
     lm = lm or load_language_model(args.model, getattr(args, "concurrency", None))
     trigger = build_trigger(args.trigger, lm=lm, **options)
     return Pipeline(lm=lm, retriever=retriever, trigger=trigger, config=config, trigger_options=options)
+
+
+LOG_EVERY = 10  # questions between progress lines when stderr is not a terminal
+
+
+def log_every(args: argparse.Namespace) -> int:
+    """A progress line every `LOG_EVERY` questions unless a bar is drawn or ``--no-progress`` was given."""
+    return 0 if getattr(args, "progress", None) is False or show_progress() else LOG_EVERY
