@@ -17,7 +17,8 @@ Why it looks like this:
 - Errors are OpenAI-style JSON with 4xx codes (`errors`).
 
 Modules: `requests` (validated bodies), `service` (model work), `batcher` (micro-batching), `responses` (OpenAI shapes), `sse`
-(streaming), `errors` (the error body), `app` (routes), `thread` (a server in a background thread).
+(streaming), `errors` (the error body), `app` (the app), `routes` (its routes), `helpers` (what the routes share: the
+key, the body limit, the model check, work on the model worker), `thread` (a server in a background thread).
 """
 from corpora.extras import require
 
