@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from benchmarks.costs import LedgerState, Meter, add, zero
-from benchmarks.gate_drafts import GateDrafts
 from benchmarks.datasets import QAExample
+from benchmarks.gate_drafts import GateDrafts
 from corpora.atomic import complete_lines, write_json_atomic
 from corpora.jsonfloat import json_float
-from rag.loop.batch import draft_shares, search_shares
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.loop.batch import draft_shares, search_shares
 from rag.loop.query import form_query
 from retrievers.base import Passage, Retriever
 from triggers import Never, TokenConfidence

@@ -20,9 +20,9 @@ from typing import Any, Callable, Sequence
 
 from benchmarks.datasets import QAExample
 from benchmarks.metrics import contains, normalize_answer, roc_auc, token_f1
+from rag.loop.prompts import PromptTemplates
 from rag.models.lm import Prompt
 from rag.models.steps import SentenceEnd
-from rag.loop.prompts import PromptTemplates
 
 ANSWER_TOKENS = 32
 PASSAGE_WORDS = 60

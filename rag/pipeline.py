@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.errors import UsageError
-from rag.models.hf_model import HFLanguageModel
-from rag.models.lm import LanguageModel
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.loop.trace import Answer
+from rag.models.hf_model import HFLanguageModel
+from rag.models.lm import LanguageModel
 from retrievers.base import Retriever
 from triggers.base import Trigger
 

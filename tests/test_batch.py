@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from rag.loop.batch import _apportion, split_call
 from rag.errors import UsageError
-from rag.models.lm import Generation, Usage
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.loop.batch import _apportion, split_call
+from rag.models.lm import Generation, Usage
 from retrievers import build_retriever
 from triggers import Always, TokenConfidence
 

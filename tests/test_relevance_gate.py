@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from corpora.documents import Document
+from rag.apps.server import ServerThread, create_app
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.loop.run import ABSTENTION
 from rag.pipeline import Pipeline
 from rag.registry import build_trigger
-from rag.loop.run import ABSTENTION
-from rag.apps.server import ServerThread, create_app
 from retrievers import RetrieverError, build_retriever
 from retrievers.base import Passage
 from retrievers.relevance import DEFAULT_GATE_THRESHOLD, EmbeddingRelevance, RelevanceGate

@@ -14,12 +14,12 @@ import httpx
 import openai
 import pytest
 
-from rag.models.lm import Prompt
+from rag.apps.server import Limits, ServerThread, create_app
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.loop.prompts import PromptTemplates
+from rag.models.lm import Prompt
 from rag.models.openai_backend import OpenAICompatibleModel
 from rag.pipeline import Pipeline
-from rag.loop.prompts import PromptTemplates
-from rag.apps.server import Limits, ServerThread, create_app
 from retrievers import build_retriever
 from triggers import TokenConfidence
 from triggers.base import StepState

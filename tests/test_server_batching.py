@@ -14,10 +14,10 @@ import httpx
 import openai
 import pytest
 
-from rag.models.lm import Prompt
-from rag.loop import LoopConfig
-from rag.pipeline import Pipeline
 from rag.apps.server import ServerThread, create_app
+from rag.loop import LoopConfig
+from rag.models.lm import Prompt
+from rag.pipeline import Pipeline
 from retrievers import build_retriever
 from triggers import TokenConfidence
 

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from rag.models.lm import Generation
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.models.lm import Generation
 from rag.registry import build_trigger
 from triggers import AnyOf
 from triggers.base import StepState

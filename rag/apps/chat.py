@@ -13,8 +13,8 @@ from typing import Callable, TextIO
 
 from rag.apps.conversation import conversation_turn
 from rag.errors import USER_ERRORS
-from rag.pipeline import Pipeline
 from rag.loop.trace import Answer
+from rag.pipeline import Pipeline
 
 HELP = """commands:
   /sources        the passages behind the last answer (title, id, a snippet)

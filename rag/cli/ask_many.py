@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from corpora.atomic import complete_lines
 from corpora.qa_files import DatasetError, QAExample, load_questions_file
-from rag.loop.batch import iter_answers
 from rag.cli.common import build_pipeline, check_trigger_flags, log_every, show_progress
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG
+from rag.loop.batch import iter_answers
 from rag.loop.trace import json_text
 
 

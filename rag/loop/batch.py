@@ -22,10 +22,10 @@ from functools import partial
 from typing import Callable, Iterator, Sequence
 
 from rag.errors import UsageError
-from rag.models.lm import Generation, Prompt, Usage
 from rag.loop.run import QuestionRun
 from rag.loop.stepper import Stepper
 from rag.loop.trace import Answer, Costs
+from rag.models.lm import Generation, Prompt, Usage
 from retrievers.base import Passage, Retriever, retrieve_many
 
 # questions decoded together by `answer_many`, `arag ask --questions` and `arag bench`. Measured with

@@ -18,16 +18,16 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from rag.apps.conversation import conversation_turn
-from rag.errors import USER_ERRORS
-from rag.models.lm import Prompt
-from rag.loop import AdaptiveRAG
-from rag.pipeline import Pipeline
-from rag.loop.prompts import PromptTemplates
 from rag.apps.server.batcher import BatchedLM, MicroBatcher
 from rag.apps.server.errors import APIError
 from rag.apps.server.requests import Job
 from rag.apps.server.responses import Choice, Result, TokenText, answer_trace
+from rag.errors import USER_ERRORS
+from rag.loop import AdaptiveRAG
+from rag.loop.prompts import PromptTemplates
 from rag.loop.streaming import StepStream, accepts, can_stream
+from rag.models.lm import Prompt
+from rag.pipeline import Pipeline
 
 OnPiece = Callable[[int, str], None]  # (choice index, text): streamed text as it becomes final
 
