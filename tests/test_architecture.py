@@ -13,6 +13,7 @@ because each sees what the other cannot:
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import subprocess
 import sys
@@ -104,6 +105,18 @@ def test_rag_never_imports_benchmarks():
     """The benchmark commands plug into `arag` from above (entry points): no module of `rag` names them."""
     assert [f"{a} → {b}" for a, deps in GRAPH.items() if a.split(".")[0] == "rag"
             for b in deps if b.split(".")[0] == "benchmarks"] == []
+
+
+def test_the_loop_calls_one_way():
+    """A question's run asks the stepper for prompts and step states and never calls its driver
+    (`AdaptiveRAG` or the batch); the stepper knows neither. A protocol standing for the driver
+    would hide a callback from the import graph, so the run's collaborator is checked by type too."""
+    drivers = {"rag.loop.adaptive", "rag.loop.batch"}
+    assert GRAPH["rag.loop.run"].isdisjoint(drivers)
+    assert GRAPH["rag.loop.stepper"].isdisjoint(drivers | {"rag.loop.run"})
+    from rag.loop.run import QuestionRun
+
+    assert inspect.signature(QuestionRun).parameters["stepper"].annotation == "Stepper"
 
 
 def test_rag_shows_its_rooms():
