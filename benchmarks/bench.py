@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.datasets import QAExample, corpus_paths, load_dataset, load_questions_file, shuffled
+from benchmarks.datasets import QAExample, corpus_paths, load_dataset, shuffled
 from benchmarks.policies import FIXED_POLICIES, gate_base
 from benchmarks.report import write_report
 from benchmarks.runner import (MANIFEST, RESULTS, BenchConfig, BenchError, QuestionRunner, prepare_run_dir, read_results,
                                read_run_manifest, writer_lock)
 from benchmarks.run_loop import run_questions
 from corpora.atomic import write_json_atomic
+from corpora.qa_files import load_questions_file
 from triggers.base import Trigger
 
 
@@ -117,7 +118,7 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
     done = {r["id"] for r in records}
     if any(e.id not in done for e in examples):
         t0 = time.perf_counter()
-        from rag.components import open_retriever
+        from retrievers.components import open_retriever
         from rag.pipeline import load_language_model
 
         retriever = open_retriever(config.retriever, index=index, corpus=paths, progress=progress, **retriever_options)
@@ -139,7 +140,7 @@ def _run_missing(config: BenchConfig, out_dir: Path, data_dir: Path | None, exam
 def with_report_gate(record: dict, config: BenchConfig) -> dict:
     """The record's gate as this report sets it (`benchmarks.runner.results_key`): a sweep's threshold,
     and whether a single-step answer abstains where the gate keeps nothing."""
-    from rag.run import ABSTENTION
+    from rag.loop.run import ABSTENTION
 
     gate = {k: v for k, v in record["gate"].items() if k != "abstention"}
     if config.gate_sweep and config.relevance_gate is not None:

@@ -6,16 +6,14 @@ corpus file; ``corpus_paths(..., "union")`` pools every shared corpus (more dist
 """
 from __future__ import annotations
 
-import csv
-import gzip
-import json
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from corpora.documents import Document
+from corpora.qa_files import DatasetError, QAExample, Record, answers_of, read_csv, read_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS_CHOICES = ("own", "union")
@@ -28,18 +26,6 @@ UNION_CORPORA = (
     "flashrag_toy/sample_data.jsonl",
     "wiki_paragraphs_standin/wiki_paragraphs.jsonl.gz",
 )
-
-
-class DatasetError(ValueError):
-    """A dataset name, split or data folder the user gave does not exist or cannot be read."""
-
-
-@dataclass(frozen=True)
-class QAExample:
-    id: str
-    question: str
-    answers: tuple[str, ...]
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -63,65 +49,7 @@ def data_dir_or_exit(explicit: str | os.PathLike | None = None) -> Path:
         raise SystemExit(f"error: {exc}") from None
 
 
-# -- file readers ---------------------------------------------------------------------------------
-class _Record(dict):
-    """One JSON object (or CSV row) of a data file; ``where`` is its "path:line". Loaders index
-    fields directly, so a field a hand-edited or truncated file lacks is a one-line DatasetError
-    naming the file and line rather than a bare KeyError."""
-
-    def __init__(self, fields: dict, where: str) -> None:
-        super().__init__(fields)
-        self.where = where
-
-    def __missing__(self, key: str) -> Any:
-        raise DatasetError(f"{self.where}: missing field {key!r}")
-
-
-def _jsonl(path: Path) -> Iterator[_Record]:
-    if not path.exists():
-        raise DatasetError(f"{path}: file not found (is the data folder complete?)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    where = f"{path}:{lineno}"
-                    try:
-                        # every object, nested ones too, so r["ctxs"][0]["title"] names the line as well
-                        rec = json.loads(line, object_hook=lambda d: _Record(d, where))
-                    except json.JSONDecodeError as exc:
-                        raise DatasetError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-                    if not isinstance(rec, _Record):
-                        raise DatasetError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-                    yield rec
-    except (OSError, EOFError, UnicodeDecodeError) as exc:  # not gzip, truncated gzip, not UTF-8
-        raise DatasetError(f"{path}: cannot read ({exc})") from None
-
-
-def _csv(path: Path) -> Iterator[_Record]:
-    if not path.exists():
-        raise DatasetError(f"{path}: file not found (is the data folder complete?)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            for row in reader:
-                yield _Record({k: v for k, v in row.items() if k is not None}, f"{path}:{reader.line_num}")
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from None
-
-
-def _answers(values: Any, rec: _Record) -> tuple[str, ...]:
-    """The non-blank answers among ``values`` (a list read from ``rec``)."""
-    if not isinstance(values, (list, tuple)):
-        raise DatasetError(f"{rec.where}: expected a list of answers, got {type(values).__name__}")
-    out = tuple(str(v) for v in values if str(v).strip())
-    if not out:
-        raise DatasetError(f"{rec.where}: question has no answer")
-    return out
-
-
-def _gold_passage(rec: _Record) -> dict[str, str]:
+def _gold_passage(rec: Record) -> dict[str, str]:
     """NQ-open-oracle's passage as metadata: ``ctxs`` holds exactly the gold one (see its PROVENANCE.md)."""
     if not isinstance(rec["ctxs"], list) or not rec["ctxs"]:
         raise DatasetError(f"{rec.where}: field 'ctxs' holds no gold passage")
@@ -136,29 +64,29 @@ NQ_OPEN_SPLITS = {"dev": "NQ-open.dev.jsonl", "efficientqa-dev": "NQ-open.effici
 
 def _nq_open(d: Path, split: str) -> list[QAExample]:
     path = d / "nq_open" / NQ_OPEN_SPLITS[split]
-    return [QAExample(f"nq_open:{split}:{i}", r["question"], _answers(r["answer"], r))
-            for i, r in enumerate(_jsonl(path))]
+    return [QAExample(f"nq_open:{split}:{i}", r["question"], answers_of(r["answer"], r))
+            for i, r in enumerate(read_jsonl(path))]
 
 
 def _nq_open_oracle(d: Path, split: str) -> list[QAExample]:
     path = d / "nq_open_oracle" / "nq-open-oracle.jsonl.gz"
-    return [QAExample(f"nqo:{i}", r["question"], _answers(r["answers"], r), _gold_passage(r))
-            for i, r in enumerate(_jsonl(path))]
+    return [QAExample(f"nqo:{i}", r["question"], answers_of(r["answers"], r), _gold_passage(r))
+            for i, r in enumerate(read_jsonl(path))]
 
 
 def _hotpotqa(d: Path, split: str) -> list[QAExample]:
     path = d / "hotpotqa_dev_distractor_500" / "dev_subsampled.jsonl.gz"
     return [QAExample(r["question_id"], r["question_text"],
-                      _answers([s for a in r["answers_objects"] for s in a["spans"]], r),
+                      answers_of([s for a in r["answers_objects"] for s in a["spans"]], r),
                       {"supporting_titles": [c["title"] for c in r["contexts"] if c.get("is_supporting")]})
-            for r in _jsonl(path)]
+            for r in read_jsonl(path)]
 
 
 def _musique(d: Path, split: str) -> list[QAExample]:
     path = d / "musique_ans_dev_200" / "musique_dev_200.jsonl.gz"
-    return [QAExample(r["id"], r["question"], _answers([r["answer"], *r.get("answer_aliases", [])], r),
+    return [QAExample(r["id"], r["question"], answers_of([r["answer"], *r.get("answer_aliases", [])], r),
                       {"hops": len(r.get("question_decomposition", []))})
-            for r in _jsonl(path)]
+            for r in read_jsonl(path)]
 
 
 def _popqa(d: Path, split: str) -> list[QAExample]:
@@ -166,31 +94,31 @@ def _popqa(d: Path, split: str) -> list[QAExample]:
     LongTailQA rewrite is kept in the metadata."""
     path = d / "popqa_longtail" / "popqa_longtail.jsonl"
     return [QAExample(f"popqa:{r['id']}", r.get("question_popqa_original") or r["question"],
-                      _answers(r["possible_answers"], r),
+                      answers_of(r["possible_answers"], r),
                       {"s_pop": r.get("s_pop"), "prop": r.get("prop"), "question_disambiguated": r["question"]})
-            for r in _jsonl(path)]
+            for r in read_jsonl(path)]
 
 
 def _entity_questions(d: Path, split: str) -> list[QAExample]:
     path = d / "entity_questions" / f"{split}.jsonl.gz"
-    return [QAExample(f"eq:{split}:{i}", r["question"], _answers(r["answers"], r),
+    return [QAExample(f"eq:{split}:{i}", r["question"], answers_of(r["answers"], r),
                       {"relation": r["relation"]})
-            for i, r in enumerate(_jsonl(path))]
+            for i, r in enumerate(read_jsonl(path))]
 
 
 def _triviaqa(d: Path, split: str) -> list[QAExample]:
     path = d / "triviaqa_sample_200" / "triviaqa_200.jsonl"
-    return [QAExample(f"tqa:{i}", r["question"], _answers(r["answers"], r))
-            for i, r in enumerate(_jsonl(path))]
+    return [QAExample(f"tqa:{i}", r["question"], answers_of(r["answers"], r))
+            for i, r in enumerate(read_jsonl(path))]
 
 
 def _truthfulqa(d: Path, split: str) -> list[QAExample]:
     """Generation setting: every "Correct Answers" entry (";"-separated) is a reference."""
     path = d / "truthfulqa" / "TruthfulQA.csv"
     out = []
-    for i, r in enumerate(_csv(path)):
+    for i, r in enumerate(read_csv(path)):
         refs = [a.strip() for a in r["Correct Answers"].split(";")] + [r["Best Answer"]]
-        out.append(QAExample(f"tqa-truthful:{i}", r["Question"], _answers(list(dict.fromkeys(refs)), r),
+        out.append(QAExample(f"tqa-truthful:{i}", r["Question"], answers_of(list(dict.fromkeys(refs)), r),
                              {"category": r["Category"], "type": r["Type"],
                               "incorrect_answers": [a.strip() for a in r["Incorrect Answers"].split(";") if a.strip()]}))
     return out
@@ -198,67 +126,8 @@ def _truthfulqa(d: Path, split: str) -> list[QAExample]:
 
 def _flashrag_toy(d: Path, split: str) -> list[QAExample]:
     path = d / "flashrag_toy" / "nq_test.jsonl"
-    return [QAExample(r["id"], r["question"], _answers(r["golden_answers"], r))
-            for r in _jsonl(path)]
-
-
-# -- the user's own QA file (`arag bench --questions FILE`) ---------------------------------------
-QUESTION_FILE_SUFFIXES = (".jsonl", ".json", ".csv")
-ANSWER_FIELDS = ("golden_answers", "answers", "answer")  # FlashRAG's name first
-
-
-def _file_answers(rec: _Record, csv_row: bool, need: bool = True) -> tuple[str, ...]:
-    """The reference answers of a user record: a list, or one string. In a CSV cell a JSON list
-    (``["Paris", "City of Paris"]``) or answers separated by ``|``. None there and not ``need``: ()."""
-    name = next((f for f in ANSWER_FIELDS if f in rec), None)
-    if name is None and not need:
-        return ()
-    if name is None:
-        raise DatasetError(f"{rec.where}: no answers (expected a field {' or '.join(map(repr, ANSWER_FIELDS))})")
-    value = rec[name]
-    if isinstance(value, str):
-        text = value.strip()
-        if csv_row and text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{rec.where}: column {name!r} is not a JSON list ({exc.msg} at column {exc.colno})") from None
-        else:
-            value = [a.strip() for a in text.split("|")] if csv_row else [text]
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [value]
-    return _answers(value, rec)
-
-
-def load_questions_file(path: str | os.PathLike, answers: bool = True) -> list[QAExample]:
-    """A user's QA file in file order: JSONL (one object per line) or CSV with a header, either
-    optionally gzipped. Fields: ``question``; ``golden_answers`` (FlashRAG), ``answers`` or
-    ``answer`` (optional when not ``answers``: `arag ask --questions`); ``id`` optional (default
-    ``<file stem>:<n>``, n counting from 0) and unique."""
-    p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"{p}: {'not a file' if p.exists() else 'questions file not found'}")
-    name = p.name.lower().removesuffix(".gz")
-    if not name.endswith(QUESTION_FILE_SUFFIXES):
-        raise DatasetError(f"{p}: unsupported questions file (use .jsonl or .csv, optionally .gz)")
-    is_csv = name.endswith(".csv")
-    stem = Path(name).stem
-    out: list[QAExample] = []
-    seen: dict[str, str] = {}
-    for i, rec in enumerate(_csv(p) if is_csv else _jsonl(p)):
-        question = rec["question"]
-        if not isinstance(question, str) or not question.strip():
-            raise DatasetError(f"{rec.where}: field 'question' must be a non-empty string")
-        raw_id = rec.get("id")
-        qid = str(raw_id) if raw_id not in (None, "") else f"{stem}:{i}"
-        if qid in seen:
-            raise DatasetError(f"{rec.where}: duplicate id {qid!r} (first at {seen[qid]})")
-        seen[qid] = rec.where
-        meta = {k: v for k, v in rec.items() if k not in ("id", "question", *ANSWER_FIELDS)}
-        out.append(QAExample(qid, question.strip(), _file_answers(rec, is_csv, answers), meta))
-    if not out:
-        raise DatasetError(f"{p}: no questions in the file")
-    return out
+    return [QAExample(r["id"], r["question"], answers_of(r["golden_answers"], r))
+            for r in read_jsonl(path)]
 
 
 def shuffled(examples: list[QAExample], limit: int | None, shuffle_seed: int | None) -> list[QAExample]:

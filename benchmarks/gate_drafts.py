@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from rag.run import ABSTENTION
+from rag.loop.run import ABSTENTION
 from retrievers.base import Passage
 from retrievers.relevance import RELEVANCE_KEY, RelevanceGate
 

@@ -33,12 +33,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks.datasets import DatasetError, data_dir_or_exit, load_dataset  # noqa: E402
 from corpora.text import normalize_answer  # noqa: E402
 from triggers.clustering import PairJudgments, get_semantic_ids  # noqa: E402
 from triggers.judges.base import EitherJudge, EquivalenceJudge  # noqa: E402
 from triggers.judges.embedding import EmbeddingJudge  # noqa: E402
 from triggers.judges.lexical import LexicalJudge  # noqa: E402
-from benchmarks.datasets import DatasetError, data_dir_or_exit, load_dataset  # noqa: E402
 
 MAX_ALIASES = 6  # per question, so a 14-alias TriviaQA entry does not dominate
 
@@ -243,7 +243,7 @@ def main() -> None:
         m_r = accuracy([judge.equivalent(p.question, p.a, p.b) for p in test_r], test_r)
         rows.append(("nli", args.nli, float("nan"), m, m_r, mean_ari(judge, groups), mean_ari(judge, groups_r), len(test)))
     if args.lm_pairs:
-        from rag.hf_model import HFLanguageModel
+        from rag.models.hf_model import HFLanguageModel
         from triggers.judges.lm import LMJudge
 
         sub = random.Random(args.seed).sample(test, min(args.lm_pairs, len(test)))

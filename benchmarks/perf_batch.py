@@ -82,7 +82,7 @@ def _decisions(x: object) -> object:
 def child(args: argparse.Namespace) -> dict:
     """One configuration (``--child 0``: sequential `answer`; B: `answer_many` at batch B) in this process."""
     from benchmarks.datasets import corpus_paths, load_dataset, resolve_data_dir
-    from rag.components import open_retriever
+    from retrievers.components import open_retriever
     from rag.loop import AdaptiveRAG, LoopConfig
     from rag.pipeline import load_language_model
     from rag.registry import build_trigger

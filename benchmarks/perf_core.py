@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from corpora.demo import demo_questions
-    from rag.hf_model import HFLanguageModel
+    from rag.models.hf_model import HFLanguageModel
     from rag.loop import AdaptiveRAG, LoopConfig
     from triggers import Never, StepState, TokenConfidence
 

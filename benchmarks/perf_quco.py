@@ -47,7 +47,7 @@ def _repeated_sample(data: Path, repeat: int) -> list:
 
 
 def _default_tokenizer():
-    from rag.hf_model import HFLanguageModel
+    from rag.models.hf_model import HFLanguageModel
 
     return HFLanguageModel.load(None).tokenizer
 
@@ -71,7 +71,7 @@ def _time_checks(quco, pairs, ents) -> tuple[list[float], list[float]]:
     phrase caches cleared first: every question pays for its own look-ups."""
     from triggers.base import StepState
     from triggers.quco import ENTITIES_MEMO
-    from rag.lm import Generation
+    from rag.models.lm import Generation
 
     stats = quco.statistics
     wall, cpu = [], []

@@ -25,14 +25,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag.hf_model import HFLanguageModel  # noqa: E402
+from benchmarks.datasets import DatasetError, data_dir_or_exit, load_dataset  # noqa: E402
 from rag.loop import LoopConfig  # noqa: E402
-from rag.steps import SentenceEnd  # noqa: E402
-from rag.prompts import PromptTemplates  # noqa: E402
+from rag.loop.prompts import PromptTemplates  # noqa: E402
+from rag.models.hf_model import HFLanguageModel  # noqa: E402
+from rag.models.steps import SentenceEnd  # noqa: E402
 from triggers.base import StepState  # noqa: E402
 from triggers.equivalence import DEFAULT_JUDGE  # noqa: E402
 from triggers.semantic_entropy import SemanticEntropy  # noqa: E402
-from benchmarks.datasets import DatasetError, data_dir_or_exit, load_dataset  # noqa: E402
 
 
 def questions(n: int) -> list[str]:

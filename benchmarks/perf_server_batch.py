@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import openai
 
-    from rag.components import open_retriever
-    from rag.hf_model import HFLanguageModel
+    from retrievers.components import open_retriever
+    from rag.models.hf_model import HFLanguageModel
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline
-    from rag.server import ServerThread, create_app
+    from rag.apps.server import ServerThread, create_app
     from rag.registry import build_trigger
 
     questions = ((QUESTIONS + MORE) * (1 + args.requests // (len(QUESTIONS) + len(MORE))))[: args.requests]

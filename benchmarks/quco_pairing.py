@@ -28,7 +28,7 @@ from benchmarks.metrics import METRICS, roc_auc
 from benchmarks.run_loop import run_questions
 from benchmarks.runner import BenchError, read_results, writer_lock
 from corpora.statistics import CorpusStatistics
-from rag.lm import Generation
+from rag.models.lm import Generation
 from triggers.base import StepState
 from triggers.quco import DEFAULT_THRESHOLD, DEFAULT_WINDOW, PAIRINGS, QuCo
 
@@ -37,7 +37,7 @@ def open_index(spec: str) -> CorpusStatistics:
     """``demo`` (the demo index, as `--trigger quco` uses without `--corpus-index`) or a folder."""
     if spec == "demo":
         from corpora.infinigram_index import demo_index_dir
-        from rag.hf_model import load_default_tokenizer
+        from rag.models.hf_model import load_default_tokenizer
 
         return CorpusStatistics.open(demo_index_dir(load_default_tokenizer()))
     return CorpusStatistics.open(Path(spec).expanduser())

@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 from benchmarks.datasets import QAExample
 from benchmarks.runner import RESULTS, BenchError, QuestionRunner
 from corpora.jsonfloat import json_text
-from rag.lm import ModelError
+from rag.models.lm import ModelError
 
 
 def run_questions(runner: QuestionRunner | Callable[[QAExample], dict], examples: Iterable[QAExample], out_dir: Path,

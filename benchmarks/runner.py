@@ -7,7 +7,7 @@ one yes/no away from two cached generations, so per question the runner computes
 1. the closed-book draft (``AdaptiveRAG.step_prompt`` + ``draft``, greedy, token statistics kept);
 2. every requested trigger's signal on the *same* step state (``AdaptiveRAG.step_state``), so N
    samples drawn for one trigger are reused by the next;
-3. the retrieval-augmented answer: FLARE masked query (`rag.query.form_query`) → top-k →
+3. the retrieval-augmented answer: FLARE masked query (`rag.loop.query.form_query`) → top-k →
    regenerate the step with the passages;
 4. for triggers with a question check (QuCo): the check, and when it fires the pre-retrieval
    branch (retrieve with the question → draft with those passages → the trigger scores that draft
@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from benchmarks.costs import LedgerState, Meter, add, zero
-from benchmarks.gate_drafts import GateDrafts
 from benchmarks.datasets import QAExample
+from benchmarks.gate_drafts import GateDrafts
 from corpora.atomic import complete_lines, write_json_atomic
 from corpora.jsonfloat import json_float
-from rag.batch import draft_shares, search_shares
 from rag.loop import AdaptiveRAG, LoopConfig
-from rag.query import form_query
+from rag.loop.batch import draft_shares, search_shares
+from rag.loop.query import form_query
 from retrievers.base import Passage, Retriever
 from triggers import Never, TokenConfidence
 from triggers.base import Signal, Trigger
@@ -273,7 +273,7 @@ class QuestionRunner:
 
     def run_many(self, examples: Sequence[QAExample]) -> list[dict[str, Any]]:
         """`run` for each example, with their LM calls batched and each record equal to `run`'s but
-        for costs' seconds and generated-token shares (rag/batch.py). Single-step: the closed-book
+        for costs' seconds and generated-token shares (rag/loop/batch.py). Single-step: the closed-book
         drafts in one call, their searches in one, the RAG drafts in one; they warm the per-question
         caches and `run` takes it from there. Multi-step: each policy's answers through `answer_many`.
         A record's ``wall_seconds`` is the batch's wall time divided evenly."""
@@ -293,7 +293,7 @@ class QuestionRunner:
         drafts: list[dict] = [{} for _ in questions]
         searches: list[dict] = [{} for _ in questions]
         prompts = [self.loop.step_prompt(q) for q in questions]
-        closed, costs = draft_shares(self.loop, prompts)
+        closed, costs = draft_shares(self.loop.stepper, prompts)
         for cache, prompt, g, cost in zip(drafts, prompts, closed, costs):
             cache[()] = (g, prompt, cost.to_dict())
         queries = [self._query(q, g) for q, g in zip(questions, closed)]
@@ -302,13 +302,13 @@ class QuestionRunner:
             cache[query] = (passages, cost.to_dict())
         todo = [(cache, q, passages) for cache, q, passages in zip(drafts, questions, found) if passages]
         prompts = [self.loop.step_prompt(q, passages) for _, q, passages in todo]
-        for (cache, _, passages), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
+        for (cache, _, passages), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop.stepper, prompts)):
             cache[tuple(p.id for p in passages)] = (g, prompt, cost.to_dict())
         if self.gate is not None:  # the drafts with the gate's subsets, in one call too
             todo = [(cache, q, kept) for cache, q, passages in zip(drafts, questions, found) if passages
                     for kept in self.gate.subsets(q, passages)[1].values()]
             prompts = [self.loop.step_prompt(q, kept) for _, q, kept in todo]
-            for (cache, _, kept), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop, prompts)):
+            for (cache, _, kept), prompt, g, cost in zip(todo, prompts, *draft_shares(self.loop.stepper, prompts)):
                 cache[tuple(p.id for p in kept)] = (g, prompt, cost.to_dict())
         return list(zip(drafts, searches))
 

@@ -9,7 +9,7 @@
 3. ``confidence-ranked``: among N samples pick the one with the highest answer-span confidence
    (mean token log-prob), vs. greedy and vs. an arbitrary sample (RLSF: confidence as a selection signal).
 
-Each returns a result dict and a small Markdown table; `rag/cli/study.py` writes both to
+Each returns a result dict and a small Markdown table; `benchmarks/cli/study.py` writes both to
 ``study_<name>.json`` / ``study_<name>.md`` in a run folder, and the bench report includes the tables.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any, Callable, Sequence
 
 from benchmarks.datasets import QAExample
 from benchmarks.metrics import contains, normalize_answer, roc_auc, token_f1
-from rag.lm import Prompt
-from rag.steps import SentenceEnd
-from rag.prompts import PromptTemplates
+from rag.loop.prompts import PromptTemplates
+from rag.models.lm import Prompt
+from rag.models.steps import SentenceEnd
 
 ANSWER_TOKENS = 32
 PASSAGE_WORDS = 60

@@ -14,9 +14,8 @@ from llama_index.core.schema import TextNode
 from llama_index.retrievers.bm25 import BM25Retriever
 
 from corpora.demo import demo_documents
-from rag.hf_model import HFLanguageModel
-from rag.llamaindex import AdaptiveQueryEngine, AsLlamaIndexRetriever, FromLlamaIndexRetriever
-from rag.loop import AdaptiveRAG, LoopConfig
+from rag import AdaptiveRAG, LoopConfig, load_model
+from rag.apps.llamaindex import AdaptiveQueryEngine, AsLlamaIndexRetriever, FromLlamaIndexRetriever
 from retrievers import build_retriever
 from triggers import TokenConfidence
 
@@ -26,7 +25,7 @@ def main() -> None:
     nodes = [TextNode(id_=d.id, text=d.text, metadata={"title": d.title}) for d in docs]
     llama_bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=3)
 
-    loop = AdaptiveRAG(HFLanguageModel.load(None), FromLlamaIndexRetriever(llama_bm25), TokenConfidence(),
+    loop = AdaptiveRAG(load_model("default"), FromLlamaIndexRetriever(llama_bm25), TokenConfidence(),
                        config=LoopConfig(k=3, max_steps=2))
     engine = AdaptiveQueryEngine(loop)
     response = engine.query("how many countries are a part of opec")

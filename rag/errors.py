@@ -2,7 +2,7 @@
 from corpora.errors import CorpusError
 from corpora.extras import MissingExtra
 from rag.config import ConfigError
-from rag.lm import ModelError
+from rag.models.lm import ModelError
 from retrievers.base import RetrieverError
 from triggers.base import TriggerConfigError
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.errors import UsageError
-from rag.hf_model import HFLanguageModel
-from rag.lm import LanguageModel
 from rag.loop import AdaptiveRAG, LoopConfig
-from rag.trace import Answer
+from rag.loop.trace import Answer
+from rag.models.hf_model import HFLanguageModel
+from rag.models.lm import LanguageModel
 from retrievers.base import Retriever
 from triggers.base import Trigger
 
@@ -27,7 +27,7 @@ def load_language_model(model: str | None, concurrency: int | None = None) -> La
     requests in flight, default 16); else transformers."""
     check_concurrency(model, concurrency)
     if model and model.startswith("openai:"):
-        from rag.openai_backend import DEFAULT_CONCURRENCY, OpenAICompatibleModel
+        from rag.models.openai_backend import DEFAULT_CONCURRENCY, OpenAICompatibleModel
 
         return OpenAICompatibleModel.from_spec(model, concurrency=concurrency or DEFAULT_CONCURRENCY)
     return HFLanguageModel.load(None if model in (None, "default") else model)

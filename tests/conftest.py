@@ -36,7 +36,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def default_lm():
     """The real default model (SmolLM2-135M-Instruct from its wheel), loaded once per session."""
-    from rag.hf_model import HFLanguageModel
+    from rag.models.hf_model import HFLanguageModel
 
     return HFLanguageModel.load(None)
 
@@ -47,7 +47,7 @@ def tiny_lm(default_lm):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rag.hf_model import HFLanguageModel
+    from rag.models.hf_model import HFLanguageModel
 
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(default_lm.tokenizer), hidden_size=32, intermediate_size=64,

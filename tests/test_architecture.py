@@ -1,8 +1,11 @@
 """The architecture as the import graph: layers point one way and no module imports in a circle.
 
-Layers, lowest first: corpora < retrievers < triggers < rag (the core) < benchmarks < the CLI
-(`rag.cli`, which drives both `rag` and `benchmarks`). A module may import its own layer and the
-ones below, never one above. Two checks, because each sees what the other cannot:
+Layers, lowest first: corpora < retrievers < triggers < rag < benchmarks, and inside `rag` its rooms:
+models < the shared vocabulary (config, errors) < loop < the wiring (pipeline, the rest of rag/'s own
+modules) < apps (chat, server, LlamaIndex: built on the pipeline) < cli. `benchmarks.cli` is the top:
+the benchmark commands join `arag` through entry points, so `rag` (its CLI too) never imports
+`benchmarks`. A module may import its own layer and the ones below, never one above. Two checks,
+because each sees what the other cannot:
 - static: every import statement of every module, including those inside functions and under
   ``TYPE_CHECKING`` (deferred imports are how cycles and upward arrows hide), read with `ast`;
 - dynamic: each layer's modules imported in a fresh interpreter, asserting which packages loaded.
@@ -10,6 +13,7 @@ ones below, never one above. Two checks, because each sees what the other cannot
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import subprocess
 import sys
@@ -18,14 +22,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("corpora", "retrievers", "triggers", "rag", "benchmarks", "rag.cli")
+LAYERS = ("corpora", "retrievers", "triggers", "rag.models", "rag.base", "rag.loop", "rag", "rag.apps", "rag.cli",
+          "benchmarks", "benchmarks.cli")
+BASE = ("rag.config", "rag.errors")  # imported by the loop and everything above it
 MAX_LINES = 400
+MAX_RAG_MODULES = 8  # modules directly in rag/, besides its sub-packages: the tree shows the rooms
 
 
 def _layer(module: str) -> str:
-    if module == "rag.cli" or module.startswith("rag.cli."):
-        return "rag.cli"
-    return module.split(".")[0]
+    if module in BASE:
+        return "rag.base"
+    top, _, rest = module.partition(".")
+    room = f"{top}.{rest.partition('.')[0]}" if rest else top
+    return room if room in LAYERS else top
 
 
 def _modules() -> dict[str, Path]:
@@ -78,13 +87,42 @@ GRAPH = {m: _imports(m) for m in MODULES}
 def test_the_graph_sees_deferred_imports():
     """The static reader finds imports inside functions, or the checks below would prove nothing."""
     assert "triggers.judges.nli" in GRAPH["triggers.equivalence"]  # imported inside make_judge
-    assert "rag.components" in GRAPH["rag.cli.common"]  # imported inside build_pipeline
+    assert "retrievers.components" in GRAPH["rag.cli.common"]  # imported inside build_pipeline
+
+
+def test_every_module_has_a_known_layer():
+    assert {m: _layer(m) for m in MODULES if _layer(m) not in LAYERS} == {}
+    assert _layer("rag.loop.run") == "rag.loop" and _layer("rag.pipeline") == "rag" and _layer("rag.errors") == "rag.base"
 
 
 def test_no_import_points_up_a_layer():
     upward = [f"{a} → {b}" for a, deps in GRAPH.items() for b in deps
               if LAYERS.index(_layer(b)) > LAYERS.index(_layer(a))]
     assert upward == []
+
+
+def test_rag_never_imports_benchmarks():
+    """The benchmark commands plug into `arag` from above (entry points): no module of `rag` names them."""
+    assert [f"{a} → {b}" for a, deps in GRAPH.items() if a.split(".")[0] == "rag"
+            for b in deps if b.split(".")[0] == "benchmarks"] == []
+
+
+def test_the_loop_calls_one_way():
+    """A question's run asks the stepper for prompts and step states and never calls its driver
+    (`AdaptiveRAG` or the batch); the stepper knows neither. A protocol standing for the driver
+    would hide a callback from the import graph, so the run's collaborator is checked by type too."""
+    drivers = {"rag.loop.adaptive", "rag.loop.batch"}
+    assert GRAPH["rag.loop.run"].isdisjoint(drivers)
+    assert GRAPH["rag.loop.stepper"].isdisjoint(drivers | {"rag.loop.run"})
+    from rag.loop.run import QuestionRun
+
+    assert inspect.signature(QuestionRun).parameters["stepper"].annotation == "Stepper"
+
+
+def test_rag_shows_its_rooms():
+    """Few modules directly in rag/: the rest live in the rooms (models, loop, apps, cli)."""
+    flat = sorted(p.name for p in (ROOT / "rag").glob("*.py") if p.name != "__init__.py")
+    assert len(flat) <= MAX_RAG_MODULES, flat
 
 
 def test_no_import_cycles():
@@ -129,11 +167,13 @@ def _loaded_after_importing(modules: list[str]) -> set[str]:
     env = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    return {_layer(m) for m in json.loads(done.stdout.strip().splitlines()[-1])}
+    # `rag` itself, the package, loads with any of its modules; what it imports would show by name
+    return {_layer(m) for m in json.loads(done.stdout.strip().splitlines()[-1]) if m != "rag"}
 
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_a_layer_loads_nothing_above_it(layer):
+    """Each layer's modules loaded together (the fresh interpreter sees what importing them really runs)."""
     members = [m for m in MODULES if _layer(m) == layer and not m.endswith("__main__")]
     loaded = _loaded_after_importing(members)
     assert {x for x in loaded if LAYERS.index(x) > LAYERS.index(layer)} == set()
@@ -141,12 +181,14 @@ def test_a_layer_loads_nothing_above_it(layer):
 
 def test_cli_help_stays_light():
     """`arag --help` builds every subcommand's parser, so listing the retriever kinds must not load
-    their libraries (or the model stack)."""
+    their libraries (or the model stack); of `benchmarks` only its command modules load, to register."""
     code = (
         "import json, sys\n"
         "from rag.cli import build_parser\n"
         "build_parser().format_help()\n"
-        "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules} & {'torch', 'transformers', 'faiss', 'bm25s', 'benchmarks', 'sentence_transformers'})))\n"
+        "heavy = {n.split('.')[0] for n in sys.modules} & {'torch', 'transformers', 'faiss', 'bm25s', 'sentence_transformers'}\n"
+        "bench = {n for n in sys.modules if n.startswith('benchmarks.') and not n.startswith('benchmarks.cli')}\n"
+        "print(json.dumps(sorted(heavy | bench)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=300)

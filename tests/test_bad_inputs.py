@@ -107,7 +107,7 @@ def run_folder(tmp_path, corpus) -> tuple[list[str], Path]:
     from benchmarks.runner import parse_policies
     from corpora.atomic import write_json_atomic
     from rag.cli import build_parser
-    from rag.cli.bench import bench_config
+    from benchmarks.cli.bench import bench_config
 
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"id": "q1", "question": "capital of France?", "answers": ["Paris"]}\n')
@@ -155,8 +155,8 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
 
 # -- prompts longer than the model's context ----------------------------------------------------
 def test_prompt_longer_than_the_context_is_refused_before_decoding(tiny_hub_home):
-    from rag.hf_model import HFLanguageModel
-    from rag.lm import ModelError
+    from rag.models.hf_model import HFLanguageModel
+    from rag.models.lm import ModelError
 
     snapshot = next((tiny_hub_home / "hub").glob("models--*/snapshots/*"))
     lm = HFLanguageModel.load(snapshot)

@@ -1,14 +1,14 @@
-"""Many questions at once (rag/batch.py): batched answers equal one-by-one answers, costs add up."""
+"""Many questions at once (rag/loop/batch.py): batched answers equal one-by-one answers, costs add up."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from rag.batch import _apportion, split_call
 from rag.errors import UsageError
-from rag.lm import Generation, Usage
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.loop.batch import _apportion, split_call
+from rag.models.lm import Generation, Usage
 from retrievers import build_retriever
 from triggers import Always, TokenConfidence
 

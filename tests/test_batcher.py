@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rag.lm import Prompt, StopRow
-from rag.server.batcher import BatchedLM, MicroBatcher, split
+from rag.apps.server.batcher import BatchedLM, MicroBatcher, split
+from rag.models.lm import Prompt, StopRow
 
 PROMPTS = [Prompt.user("Name three colours."), Prompt.user("What is the capital of Italy?"),
            Prompt.user("Describe a cat in one sentence.")]

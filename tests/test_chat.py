@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rag.conversation import conversation_turn
+from rag.apps.conversation import conversation_turn
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG, LoopConfig
 from retrievers import build_retriever

@@ -113,12 +113,12 @@ def test_plots_are_skipped_with_a_note(monkeypatch, tmp_path, capsys):
 
 
 def test_llamaindex_module_says_which_extra():
-    code = "import sys; sys.modules['llama_index'] = None\nimport rag.llamaindex"
+    code = "import sys; sys.modules['llama_index'] = None\nimport rag.apps.llamaindex"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        "corpora.extras.MissingExtra: rag.llamaindex (the LlamaIndex integration) needs the llamaindex extra: "
+        "corpora.extras.MissingExtra: rag.apps.llamaindex (the LlamaIndex integration) needs the llamaindex extra: "
         "pip install 'adaptive-rag[llamaindex]'")
 
 

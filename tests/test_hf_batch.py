@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rag.hf_decode import plan_batches
-from rag.hf_model import HFLanguageModel
-from rag.lm import CANCELLED, Generation, Prompt, StopRow
-from rag.steps import SentenceEnd
+from rag.models.hf_decode import plan_batches
+from rag.models.hf_model import HFLanguageModel
+from rag.models.lm import CANCELLED, Generation, Prompt, StopRow
+from rag.models.steps import SentenceEnd
 
 PROMPTS = [
     Prompt.user("hi"),

@@ -45,7 +45,7 @@ def cheap_run(tmp_path_factory, default_lm):
     from benchmarks.runner import parse_policies, read_results
     from corpora.demo import DEMO_CORPUS
     from rag.cli import build_parser
-    from rag.cli.bench import bench_config
+    from benchmarks.cli.bench import bench_config
 
     root = tmp_path_factory.mktemp("learned")
     qa = root / "qa.jsonl"
@@ -142,7 +142,7 @@ def _bench_column(dest, model, records, tmp_path, default_lm):
     from benchmarks.runner import parse_policies, read_results
     from corpora.demo import DEMO_CORPUS
     from rag.cli import build_parser
-    from rag.cli.bench import bench_config
+    from benchmarks.cli.bench import bench_config
 
     qa = tmp_path / "two.jsonl"
     qa.write_text("".join(json.dumps({"id": r["id"], "question": r["question"], "answers": r["answers"]}) + "\n" for r in records[:2]))
@@ -234,8 +234,8 @@ def test_the_server_takes_learned_only_from_its_own_command_line(default_lm, tmp
     was started with stays usable by name."""
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline
-    from rag.server.errors import APIError
-    from rag.server.service import ChatService
+    from rag.apps.server.errors import APIError
+    from rag.apps.server.service import ChatService
 
     spec = {"format": "arag-learned-trigger/1", "label": "helps", "intercept": 0.0, "threshold": 0.5,
             "features": [{"signal": "msp", "settings": {}, "mean": 5.0, "scale": 2.0, "coefficient": 1.0,

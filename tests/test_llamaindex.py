@@ -6,7 +6,7 @@ from llama_index.core.base.response.schema import Response
 from llama_index.core.schema import TextNode
 from llama_index.retrievers.bm25 import BM25Retriever as LlamaBM25
 
-from rag.llamaindex import AdaptiveQueryEngine, AsLlamaIndexRetriever, FromLlamaIndexRetriever
+from rag.apps.llamaindex import AdaptiveQueryEngine, AsLlamaIndexRetriever, FromLlamaIndexRetriever
 from rag.loop import AdaptiveRAG, LoopConfig
 from retrievers import RetrieverError, build_retriever
 from triggers import Always

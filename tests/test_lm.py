@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from rag.hf_decode import Row
-from rag.lm import Prompt
+from rag.models.hf_decode import Row
+from rag.models.lm import Prompt
 
 pytestmark = pytest.mark.slow  # every test here runs the real default model
 

@@ -10,9 +10,9 @@ import torch
 
 from corpora.documents import Document
 from rag.errors import UsageError
-from rag.lm import Generation
 from rag.loop import AdaptiveRAG, LoopConfig
-from rag.query import form_query
+from rag.loop.query import form_query
+from rag.models.lm import Generation
 from retrievers import build_retriever
 from triggers import Always, Never, TokenConfidence
 

@@ -12,10 +12,10 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from rag.apps.server import ServerThread
 from rag.cli import main
-from rag.lm import ModelError
-from rag.openai_backend import OpenAICompatibleModel
-from rag.server import ServerThread
+from rag.models.lm import ModelError
+from rag.models.openai_backend import OpenAICompatibleModel
 
 
 @dataclass

@@ -72,7 +72,7 @@ def test_questions_file_formats(tmp_path):
     """JSONL and CSV (gzipped too), FlashRAG's ``golden_answers`` and plain ``answers``; ids default to file:n."""
     import gzip
 
-    from benchmarks.datasets import load_questions_file
+    from corpora.qa_files import load_questions_file
 
     jl = tmp_path / "qa.jsonl.gz"
     with gzip.open(jl, "wt", encoding="utf-8") as fh:
@@ -96,7 +96,7 @@ def test_questions_file_formats(tmp_path):
     ('\n', "qa.jsonl: no questions"),
 ])
 def test_questions_file_errors_name_file_and_line(tmp_path, content, needle):
-    from benchmarks.datasets import DatasetError, load_questions_file
+    from corpora.qa_files import DatasetError, load_questions_file
 
     p = tmp_path / "qa.jsonl"
     p.write_text(content)

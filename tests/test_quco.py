@@ -20,7 +20,7 @@ from corpora.infinigram_index import (
     CorpusIndexError, build_index, demo_index_dir, document_text, encode_batch,
 )
 from corpora.statistics import CorpusStatistics, score_from_count, surface_forms
-from rag.lm import Generation
+from rag.models.lm import Generation
 from triggers.base import StepState, TriggerConfigError
 from triggers.quco import QuCo, from_options
 

@@ -12,12 +12,12 @@ import pytest
 
 from conftest import arag_here
 from corpora.documents import Document
+from rag.apps.server import ServerThread, create_app
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.loop.run import ABSTENTION
 from rag.pipeline import Pipeline
 from rag.registry import build_trigger
-from rag.run import ABSTENTION
-from rag.server import ServerThread, create_app
 from retrievers import RetrieverError, build_retriever
 from retrievers.base import Passage
 from retrievers.relevance import DEFAULT_GATE_THRESHOLD, EmbeddingRelevance, RelevanceGate

@@ -261,8 +261,8 @@ QUESTION = "What is the capital of France?"
 @pytest.fixture()
 def step(default_lm):
     """A drafted step exactly as the loop builds it (closed-book prompt, sentence stops)."""
-    from rag.prompts import PromptTemplates
-    from rag.steps import SentenceEnd
+    from rag.loop.prompts import PromptTemplates
+    from rag.models.steps import SentenceEnd
 
     prompt = PromptTemplates().build(QUESTION)
     draft = default_lm.generate([prompt], max_new_tokens=48, step_end=SentenceEnd())[0][0]

@@ -14,12 +14,12 @@ import httpx
 import openai
 import pytest
 
-from rag.lm import Prompt
+from rag.apps.server import Limits, ServerThread, create_app
 from rag.loop import AdaptiveRAG, LoopConfig
-from rag.openai_backend import OpenAICompatibleModel
+from rag.loop.prompts import PromptTemplates
+from rag.models.lm import Prompt
+from rag.models.openai_backend import OpenAICompatibleModel
 from rag.pipeline import Pipeline
-from rag.prompts import PromptTemplates
-from rag.server import Limits, ServerThread, create_app
 from retrievers import build_retriever
 from triggers import TokenConfidence
 from triggers.base import StepState
@@ -253,7 +253,7 @@ def test_backend_reports_a_malformed_logprobs_reply_in_one_line():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from rag.lm import ModelError
+    from rag.models.lm import ModelError
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # /v1/models: not an arag server
@@ -289,7 +289,7 @@ def test_json_text_writes_infinite_scores_as_strings():
     """An empty draft's token-confidence score is inf; `arag ask --json` and the server must still emit valid JSON."""
     import math
 
-    from rag.trace import json_text
+    from rag.loop.trace import json_text
 
     text = json_text({"score": math.inf, "steps": [{"score": -math.inf}, (1.5, float("nan"))]})
     assert json.loads(text) == {"score": "inf", "steps": [{"score": "-inf"}, [1.5, "nan"]]}

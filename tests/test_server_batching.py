@@ -14,10 +14,10 @@ import httpx
 import openai
 import pytest
 
-from rag.lm import Prompt
+from rag.apps.server import ServerThread, create_app
 from rag.loop import LoopConfig
+from rag.models.lm import Prompt
 from rag.pipeline import Pipeline
-from rag.server import ServerThread, create_app
 from retrievers import build_retriever
 from triggers import TokenConfidence
 

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from rag.lm import Generation
 from rag.loop import AdaptiveRAG, LoopConfig
+from rag.models.lm import Generation
 from rag.registry import build_trigger
 from triggers import AnyOf
 from triggers.base import StepState
@@ -140,9 +140,9 @@ def test_p_true_is_one_forward_pass(default_lm):
 def test_p_true_over_the_openai_compatible_backend_matches_in_process(default_lm, bm25):
     """Through a real `arag serve` on 127.0.0.1: the top-20 log-probs of one generated token give the
     in-process log-probs for every candidate among them (-inf for one outside: a lower bound)."""
-    from rag.openai_backend import OpenAICompatibleModel
+    from rag.models.openai_backend import OpenAICompatibleModel
     from rag.pipeline import Pipeline
-    from rag.server import ServerThread, create_app
+    from rag.apps.server import ServerThread, create_app
     from triggers import TokenConfidence
 
     args = ("Is Paris the capital of France? Answer True or False.", "The answer is:", (" True", " False"))

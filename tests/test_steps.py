@@ -6,13 +6,13 @@ import functools
 
 import pytest
 
-from rag.hf_decode import Row
-from rag.lm import Prompt
 from rag.loop import AdaptiveRAG, LoopConfig
-from rag.prompts import PromptTemplates
-from rag.steps import SentenceEnd, held_by_stops, loop_end, loops
-from rag.streaming import StepStream
-from rag.tokens import TokenBytes
+from rag.loop.prompts import PromptTemplates
+from rag.loop.streaming import StepStream
+from rag.models.hf_decode import Row
+from rag.models.lm import Prompt
+from rag.models.steps import SentenceEnd, held_by_stops, loop_end, loops
+from rag.models.tokens import TokenBytes
 from retrievers import build_retriever
 from triggers import Never
 from triggers.base import Signal, StepState

@@ -8,9 +8,9 @@ from contextlib import ExitStack
 import openai
 import pytest
 
+from rag.apps.server import ServerThread, create_app
 from rag.loop import LoopConfig
 from rag.pipeline import Pipeline
-from rag.server import ServerThread, create_app
 from retrievers import build_retriever
 from triggers import TokenConfidence
 

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rag.errors import UsageError
-    from rag.trace import json_text
+    from rag.loop.trace import json_text
 
     if (args.question is None) == (args.questions is None):
         raise UsageError("give a question or --questions FILE (not both)")

@@ -16,14 +16,13 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from benchmarks.datasets import DatasetError, QAExample, load_questions_file
 from corpora.atomic import complete_lines
-from rag.batch import iter_answers
-from rag.cli.bench import log_every
-from rag.cli.common import build_pipeline, check_trigger_flags, show_progress
+from corpora.qa_files import DatasetError, QAExample, load_questions_file
+from rag.cli.common import build_pipeline, check_trigger_flags, log_every, show_progress
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG
-from rag.trace import json_text
+from rag.loop.batch import iter_answers
+from rag.loop.trace import json_text
 
 
 def _done_ids(out: Path) -> set[str]:
@@ -83,7 +82,7 @@ def _answer(loop: AdaptiveRAG, todo: list[QAExample], fh: TextIO, batch_size: in
 
     t0 = time.perf_counter()
     with tqdm(total=len(todo), desc="questions", unit="q", disable=not progress, mininterval=2.0) as bar:
-        for n, (i, answer) in enumerate(iter_answers(loop, [e.question for e in todo], batch_size=batch_size), 1):
+        for n, (i, answer) in enumerate(iter_answers(loop.stepper, [e.question for e in todo], batch_size=batch_size), 1):
             fh.write(json_text({"id": todo[i].id, **answer.to_dict()}) + "\n")
             fh.flush()
             bar.update()

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rag.chat import ChatSession, run_chat
+    from rag.apps.chat import ChatSession, run_chat
 
     pipe = build_pipeline(args)
     return run_chat(ChatSession(pipe))

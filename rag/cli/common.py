@@ -11,7 +11,7 @@ from retrievers.kinds import RETRIEVER_KINDS
 from triggers.token_confidence import AGGREGATIONS
 
 if TYPE_CHECKING:
-    from rag.lm import LanguageModel
+    from rag.models.lm import LanguageModel
     from rag.pipeline import Pipeline
 
 
@@ -57,7 +57,7 @@ def add_elasticsearch_args(g: argparse._ActionsContainer, mode_help: str) -> Non
 
 
 def add_batch_size_arg(p: argparse._ActionsContainer) -> None:
-    from rag.batch import DEFAULT_BATCH_SIZE
+    from rag.loop.batch import DEFAULT_BATCH_SIZE
 
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help="questions decoded together, step by step; the answers are the same (default: %(default)s)")
@@ -244,7 +244,7 @@ def show_progress() -> bool:
 def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) -> Pipeline:
     """The pipeline the arguments of `add_pipeline_args` describe. The retriever is opened before
     the model is loaded, so a bad index path fails in a second, not after a model load."""
-    from rag.components import open_retriever
+    from retrievers.components import open_retriever
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline, check_concurrency, load_language_model
     from rag.registry import build_trigger
@@ -260,3 +260,11 @@ def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) ->
     lm = lm or load_language_model(args.model, getattr(args, "concurrency", None))
     trigger = build_trigger(args.trigger, lm=lm, **options)
     return Pipeline(lm=lm, retriever=retriever, trigger=trigger, config=config, trigger_options=options)
+
+
+LOG_EVERY = 10  # questions between progress lines when stderr is not a terminal
+
+
+def log_every(args: argparse.Namespace) -> int:
+    """A progress line every `LOG_EVERY` questions unless a bar is drawn or ``--no-progress`` was given."""
+    return 0 if getattr(args, "progress", None) is False or show_progress() else LOG_EVERY

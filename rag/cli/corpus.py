@@ -24,7 +24,7 @@ def run_index(args: argparse.Namespace) -> int:
     require("quco", "arag corpus index")
     tokenizer = args.tokenizer
     if tokenizer is None:  # the default model's tokenizer, so counts line up with what it generates
-        from rag.hf_model import load_default_tokenizer
+        from rag.models.hf_model import load_default_tokenizer
 
         tokenizer = load_default_tokenizer()
     report = build_index(list(args.paths), args.out, tokenizer, progress=show_progress())

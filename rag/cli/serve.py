@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     require("server", "arag serve")
     import uvicorn
 
-    from rag.server import Limits, create_app
+    from rag.apps.server import Limits, create_app
 
     api_key = args.api_key or os.environ.get("ARAG_API_KEY") or None
     if args.host not in ("127.0.0.1", "localhost", "::1") and api_key is None:

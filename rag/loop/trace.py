@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from corpora.jsonfloat import json_text  # noqa: F401  (re-exported: `arag ask --json` and the server write answers with it)
-from rag.lm import Generation
+from rag.models.lm import Generation
 from retrievers.base import Passage
 from triggers.base import Signal
 

@@ -10,10 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.cli.bench import (add_data_args, add_policy_args, bench_config, command_line, data_dir_for,
+                                  retriever_options, user_errors)
 from corpora.atomic import write_text_atomic
-from rag.cli.bench import (add_data_args, add_policy_args, bench_config, command_line, data_dir_for, log_every,
-                                retriever_options, user_errors)
-from rag.cli.common import add_model_args, finite_float, positive_int, show_progress
+from rag.cli.common import add_model_args, finite_float, log_every, positive_int, show_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:

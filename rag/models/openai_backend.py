@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlparse
 
 from corpora.extras import require
-from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
+from rag.models.lm import Generation, ModelError, Prompt, PromptLike, Usage
 
 if TYPE_CHECKING:
     import openai

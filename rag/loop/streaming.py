@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Sequence
 
-from rag.steps import StepEnd, first_stop, held_by_stops
+from rag.models.steps import StepEnd, first_stop, held_by_stops
 
 Sink = Callable[[str], None]
 

@@ -1,8 +1,8 @@
 """`arag chat`: a terminal conversation over a corpus with adaptive retrieval.
 
 The session keeps the turns; each new question goes through the loop with the earlier turns as
-history and a retrieval query condensed from the conversation (rag/conversation.py). Accepted
-answer text is printed as the loop produces it (rag/loop.py `on_text`); after each answer one line
+history and a retrieval query condensed from the conversation (rag/apps/conversation.py). Accepted
+answer text is printed as the loop produces it (rag/loop/adaptive.py `on_text`); after each answer one line
 says whether retrieval fired, the trigger score and the sources.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ import math
 import sys
 from typing import Callable, TextIO
 
-from rag.conversation import conversation_turn
+from rag.apps.conversation import conversation_turn
 from rag.errors import USER_ERRORS
+from rag.loop.trace import Answer
 from rag.pipeline import Pipeline
-from rag.trace import Answer
 
 HELP = """commands:
   /sources        the passages behind the last answer (title, id, a snippet)

@@ -1,6 +1,6 @@
 """Many questions at once (docs/design.md, "Many questions at once"): the loop's steps in lock-step.
 
-Each question is a `rag.run.QuestionRun`, the same state machine `AdaptiveRAG.answer` drives, so a
+Each question is a `rag.loop.run.QuestionRun`, the same state machine `AdaptiveRAG.answer` drives, so a
 batched answer makes the same decisions as a one-by-one answer. A round drafts every active question
 in one ``generate`` call, scores each row's trigger on its own step state, searches for the rows that
 fired in one `retrievers.base.retrieve_many`, and regenerates only those rows in one call. A question
@@ -22,9 +22,10 @@ from functools import partial
 from typing import Callable, Iterator, Sequence
 
 from rag.errors import UsageError
-from rag.lm import Generation, Prompt, Usage
-from rag.run import QuestionRun, StepAPI
-from rag.trace import Answer, Costs
+from rag.loop.run import QuestionRun
+from rag.loop.stepper import Stepper
+from rag.loop.trace import Answer, Costs
+from rag.models.lm import Generation, Prompt, Usage
 from retrievers.base import Passage, Retriever, retrieve_many
 
 # questions decoded together by `answer_many`, `arag ask --questions` and `arag bench`. Measured with
@@ -60,14 +61,14 @@ def split_call(rows: Sequence[Generation], used: Usage, seconds: float) -> list[
             for p, n, m in zip(prompt, generated, made)]
 
 
-def draft_shares(rag: StepAPI, prompts: Sequence[Prompt], budget: int | None = None
+def draft_shares(stepper: Stepper, prompts: Sequence[Prompt], budget: int | None = None
                  ) -> tuple[list[Generation], list[Costs]]:
-    """``rag.draft(prompts)`` in one call, and each prompt's share of what it cost (`split_call`)."""
+    """``stepper.draft(prompts)`` in one call, and each prompt's share of what it cost (`split_call`)."""
     if not prompts:
         return [], []
-    before, t0 = rag.lm.usage.snapshot(), time.perf_counter()
-    gens = rag.draft(prompts, None, budget)
-    return gens, split_call(gens, rag.lm.usage.since(before), time.perf_counter() - t0)
+    before, t0 = stepper.lm.usage.snapshot(), time.perf_counter()
+    gens = stepper.draft(prompts, None, budget)
+    return gens, split_call(gens, stepper.lm.usage.since(before), time.perf_counter() - t0)
 
 
 def search_shares(retriever: Retriever, queries: Sequence[str], k: int) -> tuple[list[list[Passage]], list[Costs]]:
@@ -92,14 +93,14 @@ def _charge(run: QuestionRun, share: Costs) -> None:
 class _Driver:
     """Feeds a set of runs: every method takes the runs of one round and does one batched thing."""
 
-    def __init__(self, rag: StepAPI) -> None:
-        self.rag = rag
+    def __init__(self, stepper: Stepper) -> None:
+        self.stepper = stepper
 
     def alone(self, run: QuestionRun, work: Callable[[], None]) -> None:
         """Per-question work (a trigger's check or score), its LM use and time charged to ``run``."""
-        before, t0 = self.rag.lm.usage.snapshot(), time.perf_counter()
+        before, t0 = self.stepper.lm.usage.snapshot(), time.perf_counter()
         work()
-        used = self.rag.lm.usage.since(before)
+        used = self.stepper.lm.usage.since(before)
         _charge(run, Costs(lm_calls=used.calls, prompt_tokens=used.prompt_tokens,
                            generated_tokens=used.generated_tokens, seconds=time.perf_counter() - t0))
 
@@ -108,7 +109,7 @@ class _Driver:
         runs = [r for r in runs if r.search is not None]
         if not runs:
             return
-        found, shares = search_shares(self.rag.retriever, [r.search for r in runs], self.rag.config.k)
+        found, shares = search_shares(self.stepper.retriever, [r.search for r in runs], self.stepper.config.k)
         for run, passages, share in zip(runs, found, shares):
             run.costs.retriever_calls += share.retriever_calls
             run.costs.seconds += share.seconds
@@ -119,7 +120,7 @@ class _Driver:
         out: list[Generation | None] = [None] * len(jobs)
         for budget in dict.fromkeys(b for _, _, b in jobs):
             idx = [i for i, job in enumerate(jobs) if job[2] == budget]
-            gens, shares = draft_shares(self.rag, [jobs[i][1] for i in idx], budget)
+            gens, shares = draft_shares(self.stepper, [jobs[i][1] for i in idx], budget)
             for i, g, share in zip(idx, gens, shares):
                 _charge(jobs[i][0], share)
                 out[i] = g
@@ -138,15 +139,15 @@ class _Driver:
             run.accept(run.final(finals.get(id(run), run.draft)))
 
 
-def iter_answers(rag: StepAPI, questions: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
+def iter_answers(stepper: Stepper, questions: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
                  retrieval_queries: Sequence[str | None] | None = None) -> Iterator[tuple[int, Answer]]:
     """(index into ``questions``, answer) as each answer finishes — not in order; see the module docstring."""
     check_batch_size(batch_size)
     if retrieval_queries is not None and len(retrieval_queries) != len(questions):
         raise UsageError(f"retrieval_queries has {len(retrieval_queries)} entries for {len(questions)} questions")
     queries = list(retrieval_queries) if retrieval_queries is not None else [None] * len(questions)
-    runs = [QuestionRun(rag, q, retrieval_query=rq) for q, rq in zip(questions, queries)]  # checks every question first
-    driver, waiting, active = _Driver(rag), list(range(len(runs)))[::-1], []
+    runs = [QuestionRun(stepper, q, retrieval_query=rq) for q, rq in zip(questions, queries)]  # checks every question first
+    driver, waiting, active = _Driver(stepper), list(range(len(runs)))[::-1], []
     while waiting or active:
         joining = []
         while waiting and len(active) + len(joining) < batch_size:

@@ -3,7 +3,7 @@
 Why a hand-written decoding loop instead of `model.generate`: we need, for every generated token,
 the log-probability *and* the entropy of the full untempered next-token distribution, and we want
 many prompts decoded together (one prefill, the KV cache shared by each prompt's ``n`` samples,
-finished rows leaving the batch; see `rag.hf_decode`).
+finished rows leaving the batch; see `rag.models.hf_decode`).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from transformers.utils.hub import is_offline_mode  # HF_HUB_OFFLINE or TRANSFOR
 
 from corpora.cache import cache_dir
 from corpora.hub import is_hub_id
-from rag.hf_decode import Decoding, Row, decode, plan_batches, processors
-from rag.lm import Generation, ModelError, Prompt, PromptLike, Usage
-from rag.steps import StepEnd, truncate
-from rag.tokens import TokenBytes
+from rag.models.hf_decode import Decoding, Row, decode, plan_batches, processors
+from rag.models.lm import Generation, ModelError, Prompt, PromptLike, Usage
+from rag.models.steps import StepEnd, truncate
+from rag.models.tokens import TokenBytes
 
 
 def _gguf_cache_path(gguf: Path) -> Path:
@@ -95,7 +95,7 @@ def load_default_tokenizer():
     from the converted-model cache when present, else read from the GGUF."""
     from transformers import AutoTokenizer
 
-    from rag.default_model import default_model_path
+    from rag.models.default_model import default_model_path
 
     gguf = default_model_path()
     cached = _gguf_cache_path(gguf)
@@ -142,7 +142,7 @@ class HFLanguageModel:
              max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS) -> "HFLanguageModel":
         """Load a model; ``None`` means the default SmolLM2-135M-Instruct from its wheel."""
         if model_id_or_path is None or str(model_id_or_path) == "default":
-            from rag.default_model import default_model_path
+            from rag.models.default_model import default_model_path
 
             model_id_or_path = default_model_path()
         model, tok = load_model_and_tokenizer(model_id_or_path)
@@ -200,18 +200,18 @@ class HFLanguageModel:
         no_repeat_ngram_size: int = 0,
         stop_loops: bool = False,
     ) -> list[list[Generation]]:
-        """Generate ``n`` sequences per prompt, all prompts decoded together (`rag.hf_decode`: left
+        """Generate ``n`` sequences per prompt, all prompts decoded together (`rag.models.hf_decode`: left
         padding, one prefill per sub-batch, the KV cache repeated for the samples, finished rows
         leaving the batch); a call larger than ``max_batch_tokens`` runs as several sub-batches.
 
         ``stop``: strings that end a sequence (excluded from the text, as in OpenAI's API);
-        ``step_end``: ends a sequence where a step ends (`rag.steps.SentenceEnd`), the text after the
+        ``step_end``: ends a sequence where a step ends (`rag.models.steps.SentenceEnd`), the text after the
         boundary dropped; ``stop_loops``: end a sequence that falls into a degenerate loop
-        (`rag.steps.loops`; ``Generation.stop`` is then "repetition"); ``top_logprobs=k`` keeps the k most likely tokens per position;
+        (`rag.models.steps.loops`; ``Generation.stop`` is then "repetition"); ``top_logprobs=k`` keeps the k most likely tokens per position;
         ``on_text(row, text_so_far)`` (row ``i * n + j`` for sample j of prompt i) is called after
         each token that did *not* end that row (so a streamer never sees text past a stop or a step
-        end; it still holds back what a later token could cut, see `rag.streaming.StepStream`); if it
-        raises `rag.lm.StopRow`, that row ends at once (``Generation.stop == "cancelled"``) and the
+        end; it still holds back what a later token could cut, see `rag.loop.streaming.StepStream`); if it
+        raises `rag.models.lm.StopRow`, that row ends at once (``Generation.stop == "cancelled"``) and the
         others go on. ``seed``: each prompt samples from its own generator seeded with it, so a
         prompt's samples are the same whichever prompts share the call.
 

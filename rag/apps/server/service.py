@@ -2,7 +2,7 @@
 
 Every request's work runs on a worker of the service's executor, so the event loop never blocks on
 the model. With micro-batching (``max_batch`` > 1, the default) each request has a worker of its
-own and sees the model through a `rag.server.batcher.BatchedLM`: the `generate` calls of requests
+own and sees the model through a `rag.apps.server.batcher.BatchedLM`: the `generate` calls of requests
 that arrive together are decoded in one batch, and each request's cost counters (deltas of its
 ``lm.usage``) stay its own. With ``max_batch=1`` there is one worker and requests queue, one at a
 time. A request whose client went away (a closed stream, a non-streamed client that timed out)
@@ -17,17 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
 
-from rag.conversation import conversation_turn
+from rag.apps.conversation import conversation_turn
+from rag.apps.server.batcher import BatchedLM, MicroBatcher
+from rag.apps.server.errors import APIError
+from rag.apps.server.requests import Job
+from rag.apps.server.responses import Choice, Result, TokenText, answer_trace
 from rag.errors import USER_ERRORS
-from rag.lm import Prompt
 from rag.loop import AdaptiveRAG
+from rag.loop.prompts import PromptTemplates
+from rag.loop.streaming import StepStream, accepts, can_stream
+from rag.models.lm import Prompt
 from rag.pipeline import Pipeline
-from rag.prompts import PromptTemplates
-from rag.server.batcher import BatchedLM, MicroBatcher
-from rag.server.errors import APIError
-from rag.server.requests import Job
-from rag.server.responses import Choice, Result, TokenText, answer_trace
-from rag.streaming import StepStream, accepts, can_stream
 
 OnPiece = Callable[[int, str], None]  # (choice index, text): streamed text as it becomes final
 

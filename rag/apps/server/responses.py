@@ -10,10 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from rag.lm import Generation
-from rag.openai_backend import OWNER
-from rag.tokens import TokenBytes
-from rag.trace import Answer
+from rag.loop.trace import Answer
+from rag.models.lm import Generation
+from rag.models.openai_backend import OWNER
+from rag.models.tokens import TokenBytes
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rag.conversation import ROLES
-from rag.server.errors import APIError
+from rag.apps.conversation import ROLES
+from rag.apps.server.errors import APIError
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 MAX_STOPS = 16

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rag.cli.common import (add_batch_size_arg, add_elasticsearch_args, add_model_args, add_trigger_options, finite_float,
-                            positive_int, show_progress)
+                            log_every, positive_int, show_progress)
 from retrievers.kinds import RETRIEVER_KINDS
 
 DEFAULT_POLICIES = "never,always,token-confidence"
@@ -219,14 +219,6 @@ def data_dir_for(args: argparse.Namespace):
     if args.questions and not named_corpus and args.data_dir is None:
         return None
     return resolve_data_dir(args.data_dir)
-
-
-LOG_EVERY = 10  # questions between progress lines when stderr is not a terminal
-
-
-def log_every(args: argparse.Namespace) -> int:
-    """A progress line every `LOG_EVERY` questions unless a bar is drawn or ``--no-progress`` was given."""
-    return 0 if getattr(args, "progress", None) is False or show_progress() else LOG_EVERY
 
 
 def command_line(name: str) -> str:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rag.cli.bench import user_errors
+from benchmarks.cli.bench import user_errors
 from rag.cli.common import add_model_args, finite_float, positive_int, show_progress
 
 STUDY_NAMES = ("own-text-entropy", "rephrase", "confidence-ranked")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from rag.lm import Prompt
+from rag.models.lm import Prompt
 from retrievers.base import Passage
 
 

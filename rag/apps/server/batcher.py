@@ -11,7 +11,7 @@ all their prompts. Each caller gets its own rows back.
 
 Streaming stays per request and never holds up the batch: the batch's ``on_text`` only puts
 ``(row, text)`` on the calling request's own queue; the request's thread runs its callback. A callback
-that raises `rag.lm.StopRow` (or anything else: a client that left) ends that caller's rows at their
+that raises `rag.models.lm.StopRow` (or anything else: a client that left) ends that caller's rows at their
 next token through `StopRow`, and the other rows go on; the stopped rows are cut back to where the
 callback stopped them, as if the model had ended them there.
 
@@ -33,8 +33,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from rag.lm import CANCELLED, Generation, StopRow, Usage
-from rag.steps import truncate
+from rag.models.lm import CANCELLED, Generation, StopRow, Usage
+from rag.models.steps import truncate
 
 OnText = Callable[[int, str], None]
 COUNTED = ("score", "next_token_logprobs")  # model calls besides generate whose usage a request owns

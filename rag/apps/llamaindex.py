@@ -16,7 +16,7 @@ from typing import Any
 
 from corpora.extras import require
 
-require("llamaindex", "rag.llamaindex (the LlamaIndex integration)")
+require("llamaindex", "rag.apps.llamaindex (the LlamaIndex integration)")
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine  # noqa: E402
 from llama_index.core.base.base_retriever import BaseRetriever  # noqa: E402

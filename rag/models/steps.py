@@ -18,7 +18,7 @@ import re
 from functools import lru_cache
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
-from rag.lm import Generation
+from rag.models.lm import Generation
 
 # a sentence can end after . ! ? … (possibly closed by quotes/brackets) followed by whitespace and more text
 _CANDIDATE = re.compile(r"[.!?…][\"'”’)\]]*\s+\S")

@@ -6,10 +6,10 @@ import asyncio
 import threading
 from typing import Any, AsyncIterator, Callable
 
-from rag.server.errors import APIError, server_error
-from rag.server.responses import Result, Shape
-from rag.server.service import ClientGone, OnPiece
-from rag.trace import json_text
+from rag.apps.server.errors import APIError, server_error
+from rag.apps.server.responses import Result, Shape
+from rag.apps.server.service import ClientGone, OnPiece
+from rag.loop.trace import json_text
 
 
 def event(obj: Any) -> str:

@@ -1,7 +1,9 @@
-"""One question's way through the loop (rag/loop.py's docstring) as a state machine that a driver feeds.
+"""One question's way through the loop (rag/loop/adaptive.py's docstring) as a state machine that a driver feeds.
 
-The run decides; the driver generates and searches. `AdaptiveRAG.answer` drives one run and streams
-its text; `rag.batch.iter_answers` drives many in lock-step (one draft call for every active run,
+The run decides, asking the stepper (rag/loop/stepper.py) for prompts and step states; the driver
+generates and searches with the same stepper. Calls go one way: the run never calls its driver.
+`AdaptiveRAG.answer` drives one run and streams
+its text; `rag.loop.batch.iter_answers` drives many in lock-step (one draft call for every active run,
 one search for every run that fired, one regeneration call). Both make the same decisions because
 they are the same code, so a batched answer's trace equals the one-by-one answer's.
 
@@ -22,36 +24,17 @@ the step's own trigger decides again.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 from rag.errors import UsageError
-from rag.lm import Generation, LanguageModel, Prompt
-from rag.prompts import PromptTemplates
-from rag.query import form_query
-from rag.steps import REPETITION, first_stop
-from rag.trace import Answer, Costs, StepTrace
-from retrievers.base import Passage, Retriever
+from rag.loop.query import form_query
+from rag.loop.stepper import Stepper
+from rag.loop.trace import Answer, Costs, StepTrace
+from rag.models.lm import Generation, Prompt
+from rag.models.steps import REPETITION, first_stop
+from retrievers.base import Passage
 from retrievers.relevance import RELEVANCE_KEY
-from triggers.base import Signal, StepState, Trigger
-
-
-class StepAPI(Protocol):
-    """What a run uses of `rag.loop.AdaptiveRAG` (declared here: the loop imports this module)."""
-
-    lm: LanguageModel
-    retriever: Retriever | None
-    trigger: Trigger
-    templates: PromptTemplates
-    config: Any  # rag.loop.LoopConfig
-    gate: Any  # retrievers.relevance.RelevanceGate | None
-
-    def step_prompt(self, question: str, context: Sequence[Passage] = (), accepted: str = "",
-                    history: Sequence[tuple[str, str]] = ()) -> Prompt: ...
-
-    def step_state(self, question: str, accepted: str, draft: Generation | None, index: int, prompt: Prompt,
-                   query: str | None = None) -> StepState: ...
-
-    def draft(self, prompts: Sequence[Prompt], stream: Any = None, budget: int | None = None) -> list[Generation]: ...
+from triggers.base import Signal, StepState
 
 
 ABSTENTION = "I could not find this in the documents."
@@ -64,11 +47,11 @@ def _token_table(g: Generation) -> list[dict]:
 class QuestionRun:
     """The state of one answer between the driver's calls (see the module docstring)."""
 
-    def __init__(self, rag: StepAPI, question: str, history: Sequence[tuple[str, str]] = (),
+    def __init__(self, stepper: Stepper, question: str, history: Sequence[tuple[str, str]] = (),
                  retrieval_query: str | None = None) -> None:
         if not isinstance(question, str) or not question.strip():
             raise UsageError("question is empty")
-        self.rag = rag
+        self.stepper = stepper
         self.question = question.strip()
         self.history = history
         self.base_query = retrieval_query.strip() if retrieval_query and retrieval_query.strip() else self.question
@@ -91,13 +74,13 @@ class QuestionRun:
     @property
     def can_retrieve(self) -> bool:
         """Whether a fired trigger would still retrieve (a retriever and retrieval budget left)."""
-        return self.rag.retriever is not None and self.retrievals < self.rag.config.max_retrievals
+        return self.stepper.retriever is not None and self.retrievals < self.stepper.config.max_retrievals
 
     def check(self) -> None:
         """The check on the question alone, before any draft; a fired check asks for a search."""
-        rag = self.rag
-        state = rag.step_state(self.question, "", None, -1, rag.templates.build(self.question), self.base_query)
-        self.pre = rag.trigger.check_question(state)
+        st = self.stepper
+        state = st.state(self.question, "", None, -1, st.templates.build(self.question), self.base_query)
+        self.pre = st.trigger.check_question(state)
         self.costs.retriever_calls += state.retriever_calls
         if self.pre is not None and self.pre.fired and self.can_retrieve:
             self._retrieve_for(state)
@@ -124,13 +107,13 @@ class QuestionRun:
         self._trace.passages, self._trace.gate = passages, gate
         if passages:
             self.context = passages
-            self.regenerate = self.rag.step_prompt(self.question, self.context, self.accepted, self.history)
-        elif gate is not None and self.rag.config.abstain:
+            self.regenerate = self.stepper.prompt(self.question, self.context, self.accepted, self.history)
+        elif gate is not None and self.stepper.config.abstain:
             self._abstain = True
 
     def _gate(self, passages: list[Passage]) -> tuple[list[Passage], dict[str, Any] | None]:
         """The passages the gate keeps, and what it did (None: no gate, or nothing to judge)."""
-        gate = self.rag.gate
+        gate = self.stepper.gate
         if gate is None or not passages:
             return passages, None
         scored = gate.score(self.base_query, passages)
@@ -147,32 +130,32 @@ class QuestionRun:
         """The prompt and token budget (None: the step's own) of the next draft; None once the answer has ended."""
         if self.done:
             return None
-        return self.rag.step_prompt(self.question, self.context, self.accepted, self.history), self._budget()
+        return self.stepper.prompt(self.question, self.context, self.accepted, self.history), self._budget()
 
     def _budget(self) -> int | None:
         """Tokens left of the caller's answer budget (None: no such budget)."""
-        cfg = self.rag.config
+        cfg = self.stepper.config
         return None if cfg.answer_tokens is None else cfg.answer_tokens - self.spent
 
     def _check_budgets(self) -> None:
         """End the answer when no step may follow: the step budget (stop_reason stays "step budget"),
         then the caller's token budget."""
         budget = self._budget()
-        if len(self.steps) >= self.rag.config.max_steps:
+        if len(self.steps) >= self.stepper.config.max_steps:
             self.done = True
         elif budget is not None and budget <= 0:
             self._end("token budget")
 
     def take_draft(self, draft: Generation, prompt: Prompt) -> None:
         """Score the step's draft (``prompt`` drafted it); a fired trigger asks for a search."""
-        rag, index = self.rag, len(self.steps)
+        st, index = self.stepper, len(self.steps)
         if index > 0 and draft.finished and not draft.text.strip():
             return self._end("end of answer")  # the model ended the answer: nothing left to check or retrieve for
         if index > 0 and draft.text.strip() in {s.text.strip() for s in self.steps}:
             return self._end(REPETITION)  # the step says again what an earlier one said: the model is looping
-        query = form_query(self.base_query, draft, getattr(rag.lm, "detokenize", None), rag.config.mask_below)
-        state = rag.step_state(self.question, self.accepted, draft, index, prompt, query)
-        signal = rag.trigger.score(state)
+        query = form_query(self.base_query, draft, getattr(st.lm, "detokenize", None), st.config.mask_below)
+        state = st.state(self.question, self.accepted, draft, index, prompt, query)
+        signal = st.trigger.score(state)
         self.costs.retriever_calls += state.retriever_calls  # searches a trigger made to decide
         self.draft = draft
         self._trace = StepTrace(index=index, draft=draft.text, signal=signal, fired=signal.fired,
@@ -183,7 +166,7 @@ class QuestionRun:
 
     def accept(self, final: Generation) -> None:
         """The step's final text (the draft, or its regeneration with passages) joins the answer."""
-        trace, stops = self._trace, self.rag.config.answer_stops
+        trace, stops = self._trace, self.stepper.config.answer_stops
         assert trace is not None, "accept() before take_draft()"
         trace.generation = final
         hit = first_stop(self.accepted + final.text, stops)  # the caller's stop may span two steps
@@ -211,7 +194,7 @@ class QuestionRun:
 
     def answer(self) -> Answer:
         """The finished answer (the driver has filled in the LM costs and seconds)."""
-        trigger = self.rag.trigger
+        trigger = self.stepper.trigger
         return Answer(question=self.question, text=self.accepted.strip(), steps=self.steps, costs=self.costs,
                       pre_check=self.pre, pre_retrieval=self.pre_retrieval, pre_gate=self.pre_gate,
                       trigger=getattr(trigger, "name", type(trigger).__name__), stop_reason=self.stop_reason,

@@ -1,4 +1,4 @@
-"""Batched decoding for `rag.hf_model.HFLanguageModel`: many prompts, ``n`` samples each, one KV cache.
+"""Batched decoding for `rag.models.hf_model.HFLanguageModel`: many prompts, ``n`` samples each, one KV cache.
 
 Why batch: a decode step of a small model at batch 1 is bound by reading the weights from memory;
 reading them once for many rows is the lever. The prompts are left-padded to one length
@@ -8,7 +8,7 @@ prompt, and a row that finishes leaves the batch (its cache, mask and position g
 rows of uneven length cost only what they generate.
 
 Everything that decides a row's text is per row: stop strings, step ends, loop detection, the
-``on_text`` callback (and `rag.lm.StopRow`, which ends only the row whose callback raised it), the
+``on_text`` callback (and `rag.models.lm.StopRow`, which ends only the row whose callback raised it), the
 repetition processors (over that row's answer tokens only), and sampling — each prompt draws from
 its own generator seeded with the call's seed, so a prompt's samples do not depend on which other
 prompts share its batch (nor on the order they are given in).
@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from rag.lm import CANCELLED, StopRow
-from rag.steps import REPETITION, StepEnd, first_stop, loops
+from rag.models.lm import CANCELLED, StopRow
+from rag.models.steps import REPETITION, StepEnd, first_stop, loops
 
 
 @dataclass(frozen=True)

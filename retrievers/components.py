@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from corpora.documents import Document, fingerprint, load_documents
 from corpora.cache import cache_dir
+from corpora.documents import Document, fingerprint, load_documents
 from retrievers.base import Retriever, RetrieverError
 from retrievers.kinds import check_kind, require_kind
 
