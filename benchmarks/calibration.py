@@ -78,7 +78,7 @@ def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[
     """The trigger setting equivalent to "fire when score > cut" (see each trigger's score definition)."""
     if math.isinf(cut):
         raise BenchError("no finite scores to calibrate on")
-    from rag.registry import inverted
+    from triggers.registry import inverted
 
     inner = inverted(policy)
     if inner is not None:  # -a fires when a's score < −cut: a's own threshold at −cut, inverted

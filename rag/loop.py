@@ -29,7 +29,7 @@ from rag.streaming import AnswerText, StepStream, StopHold, accepts, can_stream
 from rag.trace import Answer, Costs
 from retrievers.base import Passage, Retriever, check_k
 from retrievers.relevance import RelevanceGate, check_gate_threshold
-from triggers.base import StepState, Trigger
+from triggers.base import StepState, Trigger, draft_top_logprobs
 
 # Defaults of the repetition controls, chosen on the default model (SmolLM2-135M-Instruct): with passages
 # in the prompt it looped ("Paris, the City of the City of …") without them; no_repeat_ngram_size=3 gave
@@ -134,8 +134,9 @@ class AdaptiveRAG:
         as it grows; ``budget`` caps the step's tokens below ``step_tokens`` (what is left of an answer's)."""
         cfg = self.config
         extra: dict[str, Any] = dict(self._options)
-        if cfg.top_logprobs > 0 and accepts(self.lm.generate, "top_logprobs"):
-            extra["top_logprobs"] = cfg.top_logprobs
+        tops = max(cfg.top_logprobs, draft_top_logprobs(self.trigger))  # what the caller or the trigger reads
+        if tops > 0 and accepts(self.lm.generate, "top_logprobs"):
+            extra["top_logprobs"] = tops
         if stream is not None:
             extra["on_text"] = stream.on_text
         if cfg.temperature > 0:

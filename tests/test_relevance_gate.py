@@ -14,7 +14,7 @@ from corpora.documents import Document
 from rag.errors import UsageError
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.pipeline import Pipeline
-from rag.registry import build_trigger
+from triggers.registry import build_trigger
 from rag.run import ABSTENTION
 from rag.server import ServerThread, create_app
 from retrievers import RetrieverError, build_retriever

@@ -13,7 +13,7 @@ import pytest
 
 from rag.lm import Generation
 from rag.loop import AdaptiveRAG, LoopConfig
-from rag.registry import build_trigger
+from triggers.registry import build_trigger
 from triggers import AnyOf
 from triggers.base import StepState
 from triggers.consistency import (SampleConsistency, degree_uncertainty, eigval_laplacian, lexical_dissimilarity,

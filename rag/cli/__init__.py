@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "rag.cli.study",
     "rag.cli.chat",
     "rag.cli.serve",
+    "rag.cli.triggers",
+    "rag.cli.retrievers",
 )
 
 
