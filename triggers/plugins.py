@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -58,8 +57,8 @@ def class_spec(path: str) -> TriggerSpec:
     return spec_of(obj, path, f"trigger class {path}")
 
 
-@lru_cache(maxsize=1)
 def _entry_points() -> tuple[EntryPoint, ...]:
+    """Read from the installed distributions on each call (only names that are no built-in get here)."""
     return tuple(entry_points(group=GROUP))
 
 
@@ -73,7 +72,6 @@ def _origin(ep: EntryPoint) -> str:
     return f"trigger plugin {ep.name!r} ({ep.value}{f', from {dist}' if dist else ''})"
 
 
-@lru_cache(maxsize=None)
 def plugin_spec(name: str, builtins: frozenset[str]) -> TriggerSpec:
     """The spec of plugin ``name``; TriggerConfigError (one line) when it is missing or broken."""
     found = [ep for ep in _entry_points() if ep.name == name]

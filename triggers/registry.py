@@ -56,6 +56,17 @@ def trigger_names() -> list[str]:
     return [*BUILTINS, *(n for n in plugin_names() if n not in BUILTINS)]
 
 
+def clashing_plugins() -> list[str]:
+    """One line per plugin that names a built-in (the built-in wins; `arag triggers` reports these)."""
+    out = []
+    for name in (n for n in plugin_names() if n in BUILTINS):
+        try:
+            plugin_spec(name, frozenset(BUILTINS))
+        except TriggerConfigError as exc:
+            out.append(str(exc))
+    return out
+
+
 def get_spec(name: str) -> TriggerSpec:
     """The declaration of one plain trigger name (a built-in, a plugin, or ``module:Class``)."""
     if name in BUILTINS:

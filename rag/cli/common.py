@@ -239,13 +239,13 @@ def show_progress() -> bool:
 def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) -> Pipeline:
     """The pipeline the arguments of `add_pipeline_args` describe. The retriever is opened before
     the model is loaded, so a bad index path fails in a second, not after a model load."""
+    options = trigger_options(args)  # a bad setting fails before the model stack loads
     from rag.components import open_retriever
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline, check_concurrency, load_language_model
     from triggers.registry import build_trigger
 
     check_concurrency(args.model, getattr(args, "concurrency", None))
-    options = trigger_options(args)
     config = LoopConfig(k=args.k, max_steps=getattr(args, "max_steps", 6),
                         max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0),
                         **loop_options(args))

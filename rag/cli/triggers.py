@@ -15,14 +15,14 @@ def run(args: argparse.Namespace) -> int:
     and `show` of a broken or unknown one is its one-line error (exit 2)."""
     from rag.cli.components_table import print_detail, print_overview, warn
     from triggers.base import TriggerConfigError
-    from triggers.registry import get_spec, trigger_names
+    from triggers.registry import clashing_plugins, get_spec, trigger_names
 
     if args.name is not None:
         spec = get_spec(args.name)
         print_detail(spec.name, [("cost", spec.cost), ("what it reads", spec.help),
                                  ("needs", f"the {spec.extra} extra" if spec.extra else "")], spec.settings)
         return 0
-    rows, problems = [], []
+    rows, problems = [], clashing_plugins()
     for name in trigger_names():
         try:
             spec = get_spec(name)
