@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from triggers.base import Signal, StepState, check_threshold
-from triggers.spec import TriggerSpec, threshold_setting
+from triggers.spec import TriggerSpec, complement, threshold_setting
 
 DEFAULT_THRESHOLD = 0.2  # not calibrated (module docstring)
 
@@ -56,5 +56,6 @@ class Margin:
 SPECS = (
     TriggerSpec("margin", "free", Margin,
                 (threshold_setting(DEFAULT_THRESHOLD, "fire when the smallest top-1/top-2 probability gap is below this (not calibrated)"),),
-                help="the smallest gap between the draft's top-1 and top-2 token probabilities (TARG)"),
+                help="the smallest gap between the draft's top-1 and top-2 token probabilities (TARG)",
+                threshold_of=complement),
 )

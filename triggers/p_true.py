@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 from triggers.protocols import NextTokenScorer
-from triggers.spec import TriggerSpec, threshold_setting
+from triggers.spec import TriggerSpec, complement, threshold_setting
 
 QUESTION = "Question: {question}\nPossible answer: {answer}\nIs the possible answer True or False?"
 PREFIX = "The possible answer is:"
@@ -60,5 +60,5 @@ class PTrue:
 
 SPECS = (
     TriggerSpec("p-true", "extra call", PTrue, (threshold_setting(DEFAULT_THRESHOLD, "fire when P(True) of the draft is below this"),),
-                help="ask the model whether its own draft is true (one extra forward pass)"),
+                help="ask the model whether its own draft is true (one extra forward pass)", threshold_of=complement),
 )

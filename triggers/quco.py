@@ -34,7 +34,7 @@ from corpora.entities import extract_entities
 from corpora.statistics import DEFAULT_WINDOW, CorpusStatistics, score_from_count
 from corpora.settings import Setting
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
-from triggers.spec import TriggerSpec, threshold_setting
+from triggers.spec import TriggerSpec, from_log_count, threshold_setting
 
 # Runtime: fire when some (question entity, answer entity) pair never co-occurs (QuCo: count < 1).
 DEFAULT_THRESHOLD = 1.0
@@ -193,5 +193,6 @@ SPECS = (
                 "pre-generation check: fire when the question entities' frequency per million tokens is below this"),
         *INDEX_SETTINGS,
         Setting("pairing", str, DEFAULT_PAIRING, "which question entities an answer entity is paired with", choices=PAIRINGS),
-    ), help="corpus co-occurrence of the question's and the draft's entities", extra="quco", runtime=("lm", "tokenizer")),
+    ), help="corpus co-occurrence of the question's and the draft's entities", extra="quco", runtime=("lm", "tokenizer"),
+                threshold_of=from_log_count),
 )

@@ -21,7 +21,7 @@ from typing import Any
 from triggers.base import Signal, StepState, check_threshold
 from triggers import quco
 from triggers.quco import QuCo
-from triggers.spec import TriggerSpec, threshold_setting
+from triggers.spec import TriggerSpec, from_log_count, threshold_setting
 
 QUESTION_WORDS = ("how many", "how much", "who", "whom", "whose", "what", "when", "where", "which", "why", "how")
 DEFAULT_LENGTH_THRESHOLD = 12.0  # words; not calibrated
@@ -81,5 +81,5 @@ SPECS = (
     TriggerSpec("entity-frequency", "index look-up", _entity_frequency, (
         threshold_setting(quco.DEFAULT_QUESTION_THRESHOLD, "fire when the question entities' frequency per million tokens is below this"),
         *quco.INDEX_SETTINGS), help="the corpus frequency of the question's entities (QuCo's question check)",
-                extra="quco", runtime=("lm", "tokenizer")),
+                extra="quco", runtime=("lm", "tokenizer"), threshold_of=from_log_count),
 )

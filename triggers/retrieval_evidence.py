@@ -26,7 +26,7 @@ from typing import Any
 from corpora.text import contains, normalize_answer
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 from triggers.judges.lexical import LexicalJudge
-from triggers.spec import TriggerSpec, threshold_setting
+from triggers.spec import TriggerSpec, complement, negated, threshold_setting
 
 # measure → (trigger name, default threshold). Not calibrated: BM25 scores on the demo corpus.
 MEASURES = {"top1": ("retrieval-top1", 10.0), "gap": ("retrieval-gap", 1.0), "support": ("retrieval-support", 1.0)}
@@ -83,12 +83,13 @@ class RetrievalEvidence:
 
 def _measure(measure: str, help: str) -> TriggerSpec:
     name, default = MEASURES[measure]
+    threshold_of = complement if measure == "support" else negated
 
     def build(threshold: float | None = None) -> RetrievalEvidence:
         return RetrievalEvidence(measure=measure, threshold=threshold)
 
     return TriggerSpec(name, "retriever call", build, (threshold_setting(default, help),),
-                       help=f"a search before deciding: the {measure} measure")
+                       help=f"a search before deciding: the {measure} measure", threshold_of=threshold_of)
 
 
 SPECS = (

@@ -6,6 +6,7 @@ request fields, `arag triggers` and the docs' tables are derived from these decl
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,6 +19,24 @@ COSTS = ("free", "samples", "extra call", "retriever call", "index look-up")
 RUNTIME = ("lm", "tokenizer")  # what a trigger may need from the process, not from settings
 
 
+# How a trigger's threshold relates to its score: the threshold at which it fires exactly where
+# "score > cut", so that `arag calibrate` writes a cut on the score back as the trigger's own setting.
+def same(cut: float) -> float:  # fire when score > θ
+    return cut
+
+
+def negated(cut: float) -> float:  # score = −value, fire when value < θ
+    return -cut
+
+
+def complement(cut: float) -> float:  # score = 1 − value, fire when value < θ
+    return 1.0 - cut
+
+
+def from_log_count(cut: float) -> float:  # score = −log(1 + count), fire when count < θ
+    return math.expm1(-cut)
+
+
 def threshold_setting(default: float | None, help: str) -> Setting:
     """The ``threshold`` setting most triggers declare (fire when the score passes it)."""
     return Setting("threshold", float, default, help)
@@ -26,7 +45,8 @@ def threshold_setting(default: float | None, help: str) -> Setting:
 @dataclass(frozen=True)
 class TriggerSpec:
     """``build(**settings, **runtime)`` gets only declared settings (given ones; the others keep its
-    defaults) and the ``runtime`` objects it asks for; ``extra``: the pip extra its libraries come with."""
+    defaults) and the ``runtime`` objects it asks for; ``extra``: the pip extra its libraries come with;
+    ``threshold_of``: its ``threshold`` for a cut on its score (`same` when it fires where score > θ)."""
 
     name: str
     cost: str
@@ -35,6 +55,7 @@ class TriggerSpec:
     help: str = ""
     extra: str | None = None
     runtime: tuple[str, ...] = ()
+    threshold_of: Callable[[float], float] = same
 
     def __post_init__(self) -> None:
         if self.cost not in COSTS:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from corpora.settings import Setting
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
-from triggers.spec import TriggerSpec, threshold_setting
+from triggers.spec import TriggerSpec, complement, negated, same, threshold_setting
 
 AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare", "sequence_prob", "mean_entropy")
 # Defaults fire on about half of the default model's closed-book drafts: the median score on the
@@ -36,6 +36,9 @@ AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare", "sequence_pr
 DEFAULT_THRESHOLDS = {"min_prob": 0.1, "mean_logprob": -0.82, "max_entropy": 5.2, "flare": 0.1,
                       # not calibrated (docs/triggers/token-confidence.md): sequence NLL of 5 nats, mean entropy of 2 nats
                       "sequence_prob": 5.0, "mean_entropy": 2.0}
+# per aggregation, its threshold for a cut on its score (flare's score is a count: no threshold in score units)
+AGGREGATION_THRESHOLDS = {"min_prob": complement, "mean_logprob": negated, "max_entropy": same,
+                          "sequence_prob": same, "mean_entropy": same}
 
 
 @dataclass
@@ -95,7 +98,8 @@ def _aggregation(aggregation: str, name: str, help: str) -> TriggerSpec:
         return TokenConfidence(aggregation=aggregation, threshold=threshold, name=name)
 
     return TriggerSpec(name, "free", build, (threshold_setting(DEFAULT_THRESHOLDS[aggregation], help),),
-                       help=f"token-confidence's {aggregation} aggregation under its own name")
+                       help=f"token-confidence's {aggregation} aggregation under its own name",
+                       threshold_of=AGGREGATION_THRESHOLDS[aggregation])
 
 
 SPECS = (
