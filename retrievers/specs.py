@@ -3,7 +3,7 @@
 
 Plugins add kinds through entry points of the ``adaptive_rag.retrievers`` group whose object is a
 `RetrieverSpec`; one that fails to load is one line naming it, and the built-ins keep working. The
-defaults are the modules' own (`tests/test_plugins.py` checks that they agree).
+defaults are the modules' own (`tests/test_declarations.py` checks that they agree).
 """
 from __future__ import annotations
 
