@@ -118,9 +118,9 @@ def test_plugin_in_a_server_request(site, default_lm, demo_docs):
     pipe = Pipeline(lm=default_lm, retriever=build_retriever("bm25", demo_docs, progress=False), trigger=Never(),
                     config=LoopConfig(max_steps=1, step_tokens=16))
     with ServerThread(create_app(pipe)) as srv:
-        def ask(options: dict) -> httpx.Response:
+        def ask(options: dict, trigger: str = NAME) -> httpx.Response:
             body = {"messages": [{"role": "user", "content": "Which planet is known as the Red Planet?"}],
-                    "arag": {"trigger": NAME, "trigger_options": options}}
+                    "arag": {"trigger": trigger, "trigger_options": options}}
             return httpx.post(srv.base_url + "/chat/completions", json=body, timeout=600)
 
         r = ask({"cues": "which planet"})
@@ -129,6 +129,8 @@ def test_plugin_in_a_server_request(site, default_lm, demo_docs):
         r = ask({"cuez": "which planet"})
         assert r.status_code == 400 and r.json()["error"]["param"] == "arag.trigger_options"
         assert f"{NAME} has no setting 'cuez'" in r.json()["error"]["message"]
+        r = ask({}, "never+arag_number_trigger:AsksForNumber")  # a client may not make the server import a module
+        assert r.status_code == 400 and r.json()["error"]["param"] == "arag.trigger"
 
 
 def test_plugin_and_margin_in_arag_bench(site, default_lm, tmp_path):

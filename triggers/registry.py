@@ -174,6 +174,17 @@ def trigger_parts(name: str) -> list[str]:
     return parts
 
 
+def names_a_class(name: str) -> bool:
+    """Whether ``name`` (any part, a cascade's members included) is a ``module:Class`` path, read from
+    the text alone, before anything is imported: a server refuses those from its clients."""
+    pieces = [p.strip() for p in name.replace("&", "+").replace(",", "+").split("+")]
+    for piece in pieces:
+        piece = base_part(piece.removeprefix("cascade:").strip())
+        if not parametrised(piece) and is_class_path(piece):
+            return True
+    return False
+
+
 def part_settings(part: str) -> tuple[Setting, ...]:
     """The settings one part reads: ``-a`` reads ``a``'s, ``learned:``/``cascade:`` their own
     (a cascade's members keep theirs, set through their config tables)."""

@@ -190,7 +190,8 @@ TRIGGER_FLAGS: tuple[tuple[str, str], ...] = (
     ("--threshold", "threshold"), ("--aggregation", "aggregation"), ("--samples", "samples"),
     ("--temperature", "temperature"), ("--top-p", "top_p"), ("--judge", "judge"), ("--variant", "variant"),
     ("--corpus-index", "corpus_index"), ("--corpus-tokenizer", "corpus_tokenizer"), ("--window", "window"),
-    ("--question-threshold", "question_threshold"), ("--band-lo", "band_lo"), ("--band-hi", "band_hi"),
+    ("--question-threshold", "question_threshold"), ("--pairing", "pairing"), ("--band-lo", "band_lo"),
+    ("--band-hi", "band_hi"),
 )
 
 

@@ -29,6 +29,7 @@ from rag.server.errors import APIError
 from rag.server.requests import Job
 from rag.server.responses import Choice, Result, TokenText, answer_trace
 from rag.streaming import StepStream, accepts, can_stream
+from triggers.registry import names_a_class
 
 OnPiece = Callable[[int, str], None]  # (choice index, text): streamed text as it becomes final
 
@@ -108,6 +109,9 @@ class ChatService:
         if name is None and not settings:
             return self.pipeline.trigger
         name = name or self.pipeline.trigger.name
+        if name != self.pipeline.trigger.name and names_a_class(name):  # a client must not make the server import code
+            raise APIError(400, "arag.trigger: package.module:ClassName imports code on the server; install the "
+                                "trigger as a plugin or start the server with --trigger instead", "arag.trigger")
         if "learned:" in name:  # a client must not make the server open files by path
             if name == getattr(self.pipeline.trigger, "name", None) and not settings:
                 return self.pipeline.trigger
