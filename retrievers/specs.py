@@ -2,13 +2,15 @@
 `arag retrievers` and the docs (the kinds' classes stay in `retrievers.kinds`, imported on use).
 
 Plugins add kinds through entry points of the ``adaptive_rag.retrievers`` group whose object is a
-`RetrieverSpec`; one that fails to load is one line naming it, and the built-ins keep working. The
+`RetrieverSpec` with a ``build(documents)``; `--retriever NAME` then builds it over the corpus. One
+that fails to load is one line naming it, and the built-ins keep working. The
 defaults are the modules' own (`tests/test_declarations.py` checks that they agree).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Callable, Sequence
 
 from corpora.settings import Setting
 from retrievers.base import RetrieverError
@@ -19,11 +21,14 @@ WHERE = ("in-process index", "service")
 
 @dataclass(frozen=True)
 class RetrieverSpec:
+    """``build(documents)``: a plugin's retriever over a corpus (the built-ins are built by `retrievers.build`)."""
+
     name: str
     where: str
     settings: tuple[Setting, ...] = ()
     help: str = ""
     extra: str | None = None
+    build: Callable[[Sequence[Any]], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.where not in WHERE:
@@ -48,21 +53,35 @@ BUILTIN_SPECS: dict[str, RetrieverSpec] = {s.name: s for s in (
 )}
 
 
+def _load(ep: EntryPoint) -> RetrieverSpec:
+    """The spec an entry point names; RetrieverError (one line naming it) when it is broken."""
+    origin = f"retriever plugin {ep.name!r} ({ep.value})"
+    if ep.name in BUILTIN_SPECS:
+        raise RetrieverError(f"{origin}: clashes with the retriever {ep.name!r}; rename the entry point")
+    try:
+        obj = ep.load()
+    except Exception as exc:  # a plugin's import runs its code: any failure is the plugin's
+        raise RetrieverError(f"{origin}: cannot import it ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, RetrieverSpec) or obj.build is None:
+        raise RetrieverError(f"{origin}: {obj!r} is not a RetrieverSpec with a build function")
+    return obj
+
+
+def plugin_retriever(name: str) -> RetrieverSpec:
+    """The plugin retriever kind ``name``; RetrieverError when it is unknown or broken."""
+    for ep in entry_points(group=GROUP):
+        if ep.name == name:
+            return _load(ep)
+    known = [*BUILTIN_SPECS, *(ep.name for ep in entry_points(group=GROUP) if ep.name not in BUILTIN_SPECS)]
+    raise RetrieverError(f"unknown retriever kind {name!r} (use one of {', '.join(known)})")
+
+
 def retriever_specs() -> tuple[dict[str, RetrieverSpec], list[str]]:
     """Every retriever kind's declaration (built-ins, then plugins) and one line per broken plugin."""
     specs, problems = dict(BUILTIN_SPECS), []
     for ep in entry_points(group=GROUP):
-        origin = f"retriever plugin {ep.name!r} ({ep.value})"
-        if ep.name in specs:
-            problems.append(f"{origin}: clashes with the retriever {ep.name!r}; rename the entry point")
-            continue
         try:
-            obj = ep.load()
-        except Exception as exc:  # a plugin's import runs its code: any failure is the plugin's
-            problems.append(f"{origin}: cannot import it ({type(exc).__name__}: {exc})")
-            continue
-        if not isinstance(obj, RetrieverSpec):
-            problems.append(f"{origin}: {obj!r} is not a RetrieverSpec")
-            continue
-        specs[ep.name] = obj
+            specs.setdefault(ep.name, _load(ep))
+        except RetrieverError as exc:
+            problems.append(str(exc))
     return specs, problems

@@ -149,3 +149,27 @@ def test_plugin_and_margin_in_arag_bench(site, default_lm, tmp_path):
     summary = run_benchmark(bench_config(args, parse_policies(args.policies)), tmp_path / "run", None, None,
                             lm=default_lm, progress=False)
     assert {f"{NAME}+never", "margin"} <= set(summary["sweeps"]) | {row["policy"] for row in summary["policies"]}
+
+
+def test_a_retriever_plugin_is_listed_and_built_over_the_corpus(site, tmp_path):
+    """A retriever kind from an entry point: `arag retrievers` lists it, `--retriever NAME` builds it."""
+    (site / "arag_test_retriever.py").write_text(
+        "from retrievers.build import build_retriever\n"
+        "from retrievers.specs import RetrieverSpec\n"
+        "SPEC = RetrieverSpec('plain-bm25', 'in-process index', help='BM25, as a plugin',\n"
+        "                     build=lambda docs: build_retriever('bm25', docs, progress=False))\n")
+    dist = site / "arag_test_retriever-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: arag-test-retriever\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[adaptive_rag.retrievers]\nplain-bm25 = arag_test_retriever:SPEC\n"
+                                           "faiss = arag_test_retriever:SPEC\n")
+    done = _arag(site, "retrievers")
+    assert done.returncode == 0 and "plain-bm25" in done.stdout
+    assert "retriever plugin 'faiss' (arag_test_retriever:SPEC): clashes with the retriever 'faiss'" in done.stderr
+    from rag.components import open_retriever
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"id": "d0", "title": "Mars", "text": "Mars is the Red Planet."}) + "\n")
+    assert open_retriever("plain-bm25", corpus=[str(corpus)]).retrieve("red planet", 1)[0].id == "d0"
+    done = _arag(site, "ask", "q?", "--retriever", "nope", "--corpus", str(corpus), "--trigger", "never")
+    assert done.returncode == 2 and "unknown retriever kind 'nope' (use one of bm25, faiss, hybrid, elasticsearch, plain-bm25)" in done.stderr

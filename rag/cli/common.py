@@ -41,8 +41,9 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
     src.add_argument("--index", metavar="DIR", help="a saved index (from `arag index build`)")
     if corpus_flag:
         src.add_argument("--corpus", metavar="PATH", nargs="+", help="JSONL(.gz) files or folders of .txt/.md (default: the shipped demo corpus)")
-    g.add_argument("--retriever", default=None, choices=RETRIEVER_KINDS,
-                   help="retriever kind (default: bm25; with --index, the index's own kind)")
+    g.add_argument("--retriever", default=None, metavar="KIND",
+                   help=f"retriever kind: {', '.join(RETRIEVER_KINDS)}, or a plugin's (`arag retrievers`; "
+                   "default: bm25; with --index, the index's own kind)")
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
     add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
 
