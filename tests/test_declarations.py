@@ -3,6 +3,7 @@ lists settings (`arag triggers`, `arag retrievers`, the docs' tables) is read fr
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -79,9 +80,9 @@ def test_the_docs_tables_are_generated_from_the_declarations():
 
 def test_building_a_cheap_trigger_imports_only_its_own_module():
     """The registry is names → modules: `never` or `msp+never` must not import the samplers, spaCy or scipy."""
-    code = ("import sys\nfrom triggers.registry import build_trigger\nbuild_trigger('msp+never')\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('triggers.', 'spacy', 'scipy', 'faiss'))))")
+    code = ("import json, sys\nfrom triggers.registry import build_trigger\nbuild_trigger('msp+never')\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('triggers.', 'spacy', 'scipy', 'faiss')))))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    loaded = eval(done.stdout)  # a printed list of module names
+    loaded = json.loads(done.stdout)
     assert not any(m.startswith(("spacy", "scipy", "faiss")) for m in loaded), loaded
     assert not {"triggers.semantic_entropy", "triggers.quco", "triggers.consistency"} & set(loaded), loaded
