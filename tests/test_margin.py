@@ -35,6 +35,7 @@ def test_gaps_and_score_on_given_statistics():
     assert Margin().score(StepState(QUESTION)).fired  # no draft: maximally unsure
 
 
+@pytest.mark.slow
 def test_margin_score_on_the_default_models_draft(default_lm):
     """The loop drafts with two alternatives per token for margin, none for a trigger that reads none."""
     loop = AdaptiveRAG(default_lm, None, AnyOf([Never(), build_trigger("margin")]), config=LoopConfig(max_steps=1))

@@ -108,6 +108,7 @@ def test_plugin_from_the_cli_with_a_config_table(site, tmp_path):
     assert out["retrieved"] and out["steps"][0]["signal"]["details"]["cue"] == "which planet"
 
 
+@pytest.mark.slow
 def test_plugin_in_a_server_request(site, default_lm, demo_docs):
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline
@@ -133,6 +134,7 @@ def test_plugin_in_a_server_request(site, default_lm, demo_docs):
         assert r.status_code == 400 and r.json()["error"]["param"] == "arag.trigger"
 
 
+@pytest.mark.slow
 def test_plugin_and_margin_in_arag_bench(site, default_lm, tmp_path):
     """A plugin in a combination, and the margin built-in (it needs the drafts' top-2 log-probs), as bench policies."""
     from benchmarks.bench import run_benchmark
