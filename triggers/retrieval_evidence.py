@@ -81,7 +81,7 @@ class RetrievalEvidence:
                       details=details)
 
 
-def _measure(measure: str, help: str) -> TriggerSpec:
+def _measure(measure: str, what: str, help: str) -> TriggerSpec:
     name, default = MEASURES[measure]
     threshold_of = complement if measure == "support" else negated
 
@@ -89,11 +89,12 @@ def _measure(measure: str, help: str) -> TriggerSpec:
         return RetrievalEvidence(measure=measure, threshold=threshold)
 
     return TriggerSpec(name, "retriever call", build, (threshold_setting(default, help),),
-                       help=f"a search before deciding: the {measure} measure", threshold_of=threshold_of)
+                       help=f"a search before deciding: {what}", threshold_of=threshold_of)
 
 
 SPECS = (
-    _measure("top1", "fire when the top-1 retrieval score is below this (the retriever's scale)"),
-    _measure("gap", "fire when the gap between the top-1 and top-2 scores is below this"),
-    _measure("support", "fire when the top passages' support for the draft is below this"),
+    _measure("top1", "the top passage's score", "fire when the top-1 retrieval score is below this (the retriever's scale)"),
+    _measure("gap", "how far the top passage stands out", "fire when the gap between the top-1 and top-2 scores is below this"),
+    _measure("support", "whether the top passages contain the draft's answer",
+             "fire when the top passages' support for the draft is below this"),
 )
