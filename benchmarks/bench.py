@@ -28,10 +28,10 @@ def default_out_dir(config: BenchConfig, root: Path = Path("runs") / "bench") ->
 def build_triggers(policies: tuple[str, ...], lm: Any, options: dict[str, Any]) -> dict[str, Trigger]:
     """Every non-fixed policy by name through the registry (``a+b`` = any of). QuCo without
     ``--corpus-index`` builds its demo index with the model's tokenizer."""
-    from rag.registry import build_trigger
+    from triggers.registry import applicable, build_trigger
 
     names = dict.fromkeys(gate_base(p)[0] for p in policies)  # NAME@gate uses NAME's trigger
-    return {p: build_trigger(p, lm=lm, tokenizer=getattr(lm, "tokenizer", None), **options)
+    return {p: build_trigger(p, lm=lm, tokenizer=getattr(lm, "tokenizer", None), **applicable(p, options))
             for p in names if p not in FIXED_POLICIES}
 
 

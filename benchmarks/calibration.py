@@ -46,55 +46,27 @@ def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | 
     return best
 
 
-# score → threshold, per trigger: "fire when score > cut" in the trigger's own threshold units
-def _same(c: float) -> float:  # fire when score > θ
-    return c
-
-
-def _negated(c: float) -> float:  # score = −value, fire when value < θ
-    return -c
-
-
-def _complement(c: float) -> float:  # score = 1 − value, fire when value < θ
-    return 1.0 - c
-
-
-def _count(c: float) -> float:  # score = −log(1 + count), fire when count < θ
-    return math.expm1(-c)
-
-
-AGGREGATION_THRESHOLDS = {"min_prob": _complement, "mean_logprob": _negated, "max_entropy": _same,
-                          "sequence_prob": _same, "mean_entropy": _same}
-TRIGGER_THRESHOLDS = {
-    "semantic-entropy": _same, "quco": _count, "entity-frequency": _count,
-    "lexical-similarity": _same, "num-sem-sets": _same, "eigval": _same, "degree": _same,
-    "p-true": _complement, "question-length": _same,
-    "retrieval-top1": _negated, "retrieval-gap": _negated, "retrieval-support": _complement,
-}
-ALIASES = ("msp", "perplexity", "mean-entropy")  # token-confidence aggregations under their own names
-
-
 def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[str, Any]:
     """The trigger setting equivalent to "fire when score > cut" (see each trigger's score definition)."""
     if math.isinf(cut):
         raise BenchError("no finite scores to calibrate on")
-    from rag.registry import inverted
+    from triggers.registry import get_spec, inverted, parametrised
+    from triggers.token_confidence import AGGREGATION_THRESHOLDS
 
     inner = inverted(policy)
     if inner is not None:  # -a fires when a's score < −cut: a's own threshold at −cut, inverted
         return threshold_setting(inner, -cut, details.get("inverted", {}).get("details", {}))
-    if policy == "token-confidence" or policy in ALIASES:
+    if policy == "token-confidence":  # the threshold's units depend on the aggregation
         agg = details.get("aggregation", "min_prob")
         if agg not in AGGREGATION_THRESHOLDS:
             raise BenchError(f"token-confidence aggregation {agg!r} has no threshold in score units; calibrate another aggregation")
-        setting = {"threshold": AGGREGATION_THRESHOLDS[agg](cut)}
-        return setting if policy in ALIASES else {**setting, "aggregation": agg}
-    if policy in TRIGGER_THRESHOLDS:
-        return {"threshold": TRIGGER_THRESHOLDS[policy](cut)}
+        return {"threshold": AGGREGATION_THRESHOLDS[agg](cut), "aggregation": agg}
     if policy.startswith("learned:"):  # score = the model's probability, fire when above θ
         return {"threshold": cut}
-    raise BenchError(f"calibration supports token-confidence, {', '.join((*ALIASES, *TRIGGER_THRESHOLDS))} "
-                     f"(and -NAME of each), not {policy!r}")
+    spec = None if parametrised(policy) else get_spec(policy)
+    if spec is None or not any(s.name == "threshold" for s in spec.settings):
+        raise BenchError(f"calibration needs a trigger with a threshold setting (and -NAME of one), not {policy!r}")
+    return {"threshold": spec.threshold_of(cut)}
 
 
 def calibrate(records: Sequence[dict], policy: str, metric: str = "contains", budget: float | None = None) -> dict[str, Any]:

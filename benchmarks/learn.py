@@ -40,11 +40,11 @@ FOLDS = 5
 def signal_settings(signal: str, trigger_options: dict[str, Any]) -> dict[str, Any]:
     """The settings the bench run built ``signal`` with (its config table, then the run's flags),
     restricted to the keys that signal reads: what `--trigger learned:PATH` must rebuild it with."""
-    from rag.config import TRIGGER_KEYS
+    from triggers.registry import part_settings
 
     per = (trigger_options.get("per_trigger") or {}).get(signal, {})
     merged = {**per, **{k: v for k, v in trigger_options.items() if k != "per_trigger" and v is not None}}
-    return {k: v for k, v in merged.items() if k in TRIGGER_KEYS.get(signal, {})}
+    return {k: v for k, v in merged.items() if k in {s.name for s in part_settings(signal)}}
 
 
 def raw_features(records: Sequence[dict], signals: Sequence[str]) -> np.ndarray:

@@ -85,7 +85,7 @@ def child(args: argparse.Namespace) -> dict:
     from retrievers.components import open_retriever
     from rag.loop import AdaptiveRAG, LoopConfig
     from rag.pipeline import load_language_model
-    from rag.registry import build_trigger
+    from triggers.registry import build_trigger
 
     data_dir = resolve_data_dir(args.data_dir)
     questions = [e.question for e in load_dataset(DATASET, data_dir, limit=args.limit)]

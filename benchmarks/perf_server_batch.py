@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline
     from rag.apps.server import ServerThread, create_app
-    from rag.registry import build_trigger
+    from triggers.registry import build_trigger
 
     questions = ((QUESTIONS + MORE) * (1 + args.requests // (len(QUESTIONS) + len(MORE))))[: args.requests]
     lm = HFLanguageModel.load(None)

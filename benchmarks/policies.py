@@ -115,7 +115,7 @@ def decision_score(record: dict[str, Any], policy: str) -> float:
 
 def sweepable(policy: str, records: Sequence[dict[str, Any]]) -> bool:
     """A sweep needs one score scale: single triggers, on single-step (cached) records."""
-    from rag.registry import trigger_parts
+    from triggers.registry import trigger_parts
 
     base = gate_base(policy)[0]
     return (base not in FIXED_POLICIES and len(trigger_parts(base)) == 1 and bool(records)

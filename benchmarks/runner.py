@@ -39,7 +39,7 @@ from rag.loop.batch import draft_shares, search_shares
 from rag.loop.query import form_query
 from retrievers.base import Passage, Retriever
 from triggers import Never, TokenConfidence
-from triggers.base import Signal, Trigger
+from triggers.base import Signal, Trigger, draft_top_logprobs
 
 # extra signals from the draft's own statistics, recorded for every question (they cost nothing)
 FREE_AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "sequence_prob", "mean_entropy")
@@ -109,7 +109,7 @@ OPTIONAL_KEYS = ("questions", "questions_sha256", "sources", "relevance_gate", "
 
 def parse_policies(text: str | Sequence[str]) -> tuple[str, ...]:
     """Policy names from ``a,b,c`` (a ``cascade:CHEAP,COSTLY`` keeps its second member) or a list."""
-    from rag.registry import split_names, trigger_parts
+    from triggers.registry import split_names, trigger_parts
     from triggers import TriggerConfigError
 
     names = [p.strip() for p in (split_names(text) if isinstance(text, str) else text) if p.strip()]
@@ -147,7 +147,9 @@ class QuestionRunner:
         relevance gate; ``gate_sweep``: keep a draft for every number of kept passages, not only the gate's."""
         self.lm, self.retriever, self.triggers, self.config = lm, retriever, triggers, config
         self.meter = Meter(lm)
-        self.loop = AdaptiveRAG(lm, retriever, Never(), config=config)  # for its per-step API only
+        # for its per-step API only; its drafts keep the alternatives per token that any policy reads
+        tops = max([config.top_logprobs, *map(draft_top_logprobs, triggers.values())])
+        self.loop = AdaptiveRAG(lm, retriever, Never(), config=replace(config, top_logprobs=tops))
         self.gated, self.gate_config = tuple(gated), gate_config
         self.gate = (GateDrafts(gate_config.relevance_gate, gate_sweep, gate_config.abstain)
                      if gated and gate_config is not None and gate_config.relevance_gate is not None else None)

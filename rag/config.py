@@ -21,12 +21,14 @@ tomlkit, so its comments, layout and other tables survive.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
+
+from corpora.settings import Setting
+from triggers.base import TriggerConfigError
 
 
 class ConfigError(ValueError):
@@ -34,40 +36,28 @@ class ConfigError(ValueError):
     that no trigger reads."""
 
 
-_NUMBER, _INT, _STR, _BOOL = "a finite number", "an integer", "a string", "a boolean"
-# Per trigger: the keys its factory reads (see rag.registry) and the type each must have.
-TRIGGER_KEYS: dict[str, dict[str, str]] = {
-    "token-confidence": {"threshold": _NUMBER, "aggregation": _STR},
-    "semantic-entropy": {"threshold": _NUMBER, "samples": _INT, "temperature": _NUMBER, "top_p": _NUMBER, "judge": _STR,
-                         "variant": _STR, "estimator": _STR, "sample_tokens": _INT},
-    "quco": {"threshold": _NUMBER, "corpus_index": _STR, "corpus_tokenizer": _STR, "question_threshold": _NUMBER,
-             "window": _INT, "max_clause_freq": _INT, "pairing": _STR},
-    "always": {},
-    "never": {},
-}
-_SAMPLING = {"threshold": _NUMBER, "samples": _INT, "temperature": _NUMBER, "top_p": _NUMBER, "judge": _STR,
-             "variant": _STR, "sample_tokens": _INT}
-TRIGGER_KEYS.update({name: {"threshold": _NUMBER} for name in (
-    "msp", "perplexity", "mean-entropy", "p-true", "question-length", "retrieval-top1", "retrieval-gap",
-    "retrieval-support")})
-TRIGGER_KEYS.update({name: dict(_SAMPLING) for name in ("lexical-similarity", "num-sem-sets", "eigval", "degree")})
-TRIGGER_KEYS["entity-frequency"] = {k: v for k, v in TRIGGER_KEYS["quco"].items() if k not in ("question_threshold", "pairing")}
-# Parametrised trigger names (rag.registry.PARAMETRISED): a table per full name, as TOML quotes it,
-# e.g. [triggers."cascade:msp,semantic-entropy"] band_lo = 2.0; its members keep their own tables.
-PARAMETRISED_KEYS: dict[str, dict[str, str]] = {"learned": {"threshold": _NUMBER},
-                                                "cascade": {"band_lo": _NUMBER, "band_hi": _NUMBER}}
 # The loop's settings a config file may hold (flags win over them; see rag.cli.common.loop_options).
-LOOP_KEYS: dict[str, str] = {"repetition_penalty": _NUMBER, "no_repeat_ngram_size": _INT, "relevance_gate": _NUMBER,
-                             "abstain": _BOOL}
+LOOP_KEYS: dict[str, Setting] = {s.name: s for s in (
+    Setting("repetition_penalty", float, None, "divide the scores of tokens the answer already holds by this"),
+    Setting("no_repeat_ngram_size", int, None, "never repeat an n-gram of the answer this long (0 = off)"),
+    Setting("relevance_gate", float, None, "drop retrieved passages less relevant to the question than this"),
+    Setting("abstain", bool, None, "with the gate: say the documents do not hold the answer instead of the draft"),
+)}
 TOP_LEVEL_KEYS = ("triggers", "loop")
 
 
-def table_keys(name: str) -> dict[str, str] | None:
-    """The keys of trigger table ``name`` (``learned:PATH`` and ``cascade:A,B`` by their prefix), or None."""
-    if name in TRIGGER_KEYS:
-        return TRIGGER_KEYS[name]
-    prefix, sep, arg = name.partition(":")
-    return PARAMETRISED_KEYS.get(prefix) if sep and arg.strip() else None
+def table_keys(name: str) -> dict[str, Setting] | None:
+    """The declared settings of trigger table ``name`` (``learned:PATH`` and ``cascade:A,B`` by their
+    prefix, a plugin's or a ``module:Class``'s from its declaration), or None for no such trigger."""
+    from triggers.registry import PARAMETRISED, UnknownTrigger, get_spec, parametrised
+
+    param = parametrised(name)
+    if param is not None:
+        return {s.name: s for s in PARAMETRISED[param[0]]} if param[1] else None
+    try:
+        return {s.name: s for s in get_spec(name).settings}
+    except UnknownTrigger:
+        return None
 
 
 def config_path(explicit: str | None = None) -> Path | None:
@@ -100,18 +90,6 @@ def _suggest(word: str, known: Any) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def _type_error(value: Any, expected: str) -> bool:
-    if expected == _BOOL:
-        return not isinstance(value, bool)
-    if isinstance(value, bool):  # TOML's true/false are not 1.0/0.0
-        return True
-    if expected == _NUMBER:
-        return not isinstance(value, (int, float)) or not math.isfinite(value)
-    if expected == _INT:
-        return not isinstance(value, int)
-    return not isinstance(value, str)
-
-
 def validate_config(data: dict[str, Any], path: Path) -> None:
     """Every key known and every value of its type, or a ConfigError naming the file and the key."""
     for key in data:
@@ -123,17 +101,23 @@ def validate_config(data: dict[str, Any], path: Path) -> None:
     for key, value in loop.items():
         if key not in LOOP_KEYS:
             raise ConfigError(f"{path}: [loop] {key}: unknown key ({_suggest(key, LOOP_KEYS)}known: {', '.join(LOOP_KEYS)})")
-        if _type_error(value, LOOP_KEYS[key]):
-            raise ConfigError(f"{path}: [loop] {key} must be {LOOP_KEYS[key]}, got {value!r}")
+        if (problem := LOOP_KEYS[key].problem(value)):
+            raise ConfigError(f"{path}: [loop] {key} {problem}")
     triggers = data.get("triggers", {})
     if not isinstance(triggers, dict):
         raise ConfigError(f"{path}: 'triggers' must be a table of per-trigger tables ([triggers.token-confidence] ...), "
                           f"got {type(triggers).__name__}")
     for name, table in triggers.items():
-        keys = table_keys(name)
+        try:
+            keys = table_keys(name)
+        except TriggerConfigError as exc:  # a broken plugin or trigger class
+            raise ConfigError(f"{path}: [triggers.{name}] {exc}") from None
         if keys is None:
-            raise ConfigError(f"{path}: unknown trigger table [triggers.{name}] ({_suggest(name, TRIGGER_KEYS)}"
-                              f"known: {', '.join(TRIGGER_KEYS)}, \"learned:PATH\", \"cascade:CHEAP,COSTLY\")")
+            from triggers.registry import trigger_names
+
+            known = trigger_names()
+            raise ConfigError(f"{path}: unknown trigger table [triggers.{name}] ({_suggest(name, known)}"
+                              f"known: {', '.join(known)}, \"learned:PATH\", \"cascade:CHEAP,COSTLY\")")
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: triggers.{name} must be a table (e.g. [triggers.{name}] threshold = ...), "
                               f"got {type(table).__name__}")
@@ -142,8 +126,8 @@ def validate_config(data: dict[str, Any], path: Path) -> None:
             if key not in keys:
                 known = ", ".join(keys) or "none"
                 raise ConfigError(f"{where}: unknown key ({_suggest(key, keys)}{name} takes: {known})")
-            if _type_error(value, keys[key]):
-                raise ConfigError(f"{where} must be {keys[key]}, got {value!r}")
+            if (problem := keys[key].problem(value)):
+                raise ConfigError(f"{where} {problem}")
 
 
 def check_writable_config(path: Path) -> None:

@@ -49,10 +49,12 @@ class Pipeline:
     def ask(self, question: str) -> Answer:
         return self.loop.answer(question)
 
-    def make_trigger(self, name: str) -> Trigger:
+    def make_trigger(self, name: str, settings: dict[str, Any] | None = None) -> Trigger:
         """Another trigger by name (chat's /trigger, a server request's ``arag.trigger``) with this
-        pipeline's settings (corpus index, judge, samples...), less the threshold, which is per trigger."""
-        from rag.registry import build_trigger
+        pipeline's settings (corpus index, judge, samples...) where it declares them, less the
+        threshold, which is per trigger; ``settings`` (a request's ``arag.trigger_options``) win and
+        must all be declared by the trigger."""
+        from triggers.registry import applicable, build_trigger
 
         options = {k: v for k, v in self.trigger_options.items() if k != "threshold"}
-        return build_trigger(name, lm=self.lm, **options)
+        return build_trigger(name, lm=self.lm, **{**applicable(name, options), **(settings or {})})

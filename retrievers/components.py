@@ -11,7 +11,7 @@ from typing import Sequence
 from corpora.cache import cache_dir
 from corpora.documents import Document, fingerprint, load_documents
 from retrievers.base import Retriever, RetrieverError
-from retrievers.kinds import check_kind, require_kind
+from retrievers.kinds import RETRIEVER_KINDS, check_kind, require_kind
 
 
 def corpus_documents(corpus: Sequence[str] | None) -> list[Document]:
@@ -41,6 +41,10 @@ def open_retriever(kind: str | None = None, index: str | None = None, corpus: Se
                 raise RetrieverError(f"{index} is a {built} index, not {kind}; drop --retriever (the index decides its kind)")
         return load_index(index)
     kind = kind or "bm25"
+    if kind not in RETRIEVER_KINDS:  # a plugin kind, built over the corpus
+        from retrievers.specs import plugin_retriever
+
+        return plugin_retriever(kind).build(corpus_documents(corpus))
     require_kind(check_kind(kind))  # a missing extra: one line, before the model loads
     if kind == "elasticsearch":
         from retrievers.elasticsearch.retriever import ElasticsearchRetriever

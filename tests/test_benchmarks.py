@@ -347,7 +347,7 @@ def test_calibrated_threshold_is_written_where_ask_reads_it(bench_run, tmp_path)
     from benchmarks.calibration import calibrate
     from benchmarks.runner import read_results
     from rag.config import load_config, write_trigger_settings
-    from rag.registry import build_trigger
+    from triggers.registry import build_trigger
 
     out, _, _ = bench_run
     result = calibrate(read_results(out), "token-confidence")

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.learn import clamp, fit_logistic, finite_ranges, labels, raw_features, to_model
 from rag.cli import main
-from rag.registry import build_trigger
+from triggers.registry import build_trigger
 from triggers import TriggerConfigError
 from triggers.learned import Feature, LearnedTrigger, parse_model, read_model
 

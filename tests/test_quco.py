@@ -22,7 +22,7 @@ from corpora.infinigram_index import (
 from corpora.statistics import CorpusStatistics, score_from_count, surface_forms
 from rag.models.lm import Generation
 from triggers.base import StepState, TriggerConfigError
-from triggers.quco import QuCo, from_options
+from triggers.quco import QuCo, build_quco
 
 pytestmark = pytest.mark.slow
 
@@ -242,7 +242,7 @@ def test_demo_index_is_built_once_and_used_by_default(tmp_path, monkeypatch, tok
     first = demo_index_dir(tok)
     stamp = (first / "manifest.json").stat().st_mtime_ns
     assert demo_index_dir(tok) == first and (first / "manifest.json").stat().st_mtime_ns == stamp
-    quco = from_options(tokenizer=tok)
+    quco = build_quco(tokenizer=tok)
     assert quco.statistics.index_dir == first and quco.statistics.documents == 2600
     sig = quco.score(_state("who got the first nobel prize in physics", "Wilhelm Conrad Röntgen"))
     assert not sig.fired and sig.details["min_count"] >= 1
@@ -342,11 +342,11 @@ def test_empty_corpus_is_a_clear_error(tmp_path, tok):
 
 def test_bad_trigger_options():
     with pytest.raises(TriggerConfigError, match="window"):
-        from_options(corpus_index="x", window=0)
+        build_quco(corpus_index="x", window=0)
     with pytest.raises(TriggerConfigError, match="pairing"):
-        from_options(corpus_index="x", pairing="every")
+        build_quco(corpus_index="x", pairing="every")
     with pytest.raises(TriggerConfigError, match="corpus-index"):
-        from_options()
+        build_quco()
 
 
 def test_pairing_benchmark_scores_cached_drafts(crafted, default_lm, data_dir, tmp_path):

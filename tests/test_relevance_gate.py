@@ -17,7 +17,7 @@ from rag.errors import UsageError
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.loop.run import ABSTENTION
 from rag.pipeline import Pipeline
-from rag.registry import build_trigger
+from triggers.registry import build_trigger
 from retrievers import RetrieverError, build_retriever
 from retrievers.base import Passage
 from retrievers.relevance import DEFAULT_GATE_THRESHOLD, EmbeddingRelevance, RelevanceGate

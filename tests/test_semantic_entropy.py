@@ -13,10 +13,10 @@ from triggers.equivalence import make_judge
 from triggers.judges.base import EitherJudge, Implication
 from triggers.judges.lexical import LexicalJudge
 from triggers.judges.lm import parse_yes_no
+from triggers.registry import build_trigger
 from triggers.semantic_entropy import (
     SemanticEntropy,
     cluster_assignment_entropy,
-    from_options,
     logsumexp_by_id,
     predictive_entropy,
     predictive_entropy_rao,
@@ -165,7 +165,7 @@ def test_bad_options_are_config_errors():
     for bad in (dict(samples=1), dict(temperature=0.0), dict(top_p=1.5), dict(variant="loose"),
                 dict(judge="telepathy"), dict(estimator="vibes"), dict(threshold=float("nan"))):
         with pytest.raises(TriggerConfigError):
-            from_options(**bad)
+            build_trigger("semantic-entropy", **bad)
     assert isinstance(make_judge("lexical+embedding"), EitherJudge)
 
 
@@ -297,7 +297,7 @@ def test_samples_come_from_one_call_and_are_shared(step, default_lm):
 def test_through_the_loop_one_sampling_call_per_step(default_lm):
     from rag.loop import AdaptiveRAG, LoopConfig
 
-    rag = AdaptiveRAG(default_lm, None, from_options(), config=LoopConfig(max_steps=2))  # the default judge
+    rag = AdaptiveRAG(default_lm, None, SemanticEntropy(), config=LoopConfig(max_steps=2))  # the default judge
     answer = rag.answer(QUESTION)
     assert answer.steps
     # per step: the greedy draft + one batched call for all 10 samples (no retriever: no regeneration)

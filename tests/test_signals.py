@@ -13,7 +13,7 @@ import pytest
 
 from rag.loop import AdaptiveRAG, LoopConfig
 from rag.models.lm import Generation
-from rag.registry import build_trigger
+from triggers.registry import build_trigger
 from triggers import AnyOf
 from triggers.base import StepState
 from triggers.consistency import (SampleConsistency, degree_uncertainty, eigval_laplacian, lexical_dissimilarity,
@@ -198,9 +198,10 @@ def test_calibrated_thresholds_reproduce_the_score_cut(bm25):
     from benchmarks.calibration import threshold_setting
 
     q = QUESTIONS[1]
-    draft = Generation(text="Zebras.", logprobs=[-0.5, -2.0], entropies=[1.0, 3.0])
+    draft = Generation(text="Zebras.", logprobs=[-0.5, -2.0], entropies=[1.0, 3.0],
+                       top_logprobs=[{"Zebras": -0.5, "Lions": -1.2}, {".": -0.1, "!": -2.5}])
     state = StepState(question=q, draft=draft, retriever=bm25, query=q, k=3)
-    for name in ("msp", "perplexity", "mean-entropy", "question-length", "retrieval-top1", "retrieval-gap",
+    for name in ("msp", "perplexity", "mean-entropy", "margin", "question-length", "retrieval-top1", "retrieval-gap",
                  "retrieval-support"):
         sig = build_trigger(name).score(state)
         for cut, fires in ((sig.score - 1e-6, True), (sig.score, False)):

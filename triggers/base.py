@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 from triggers.protocols import Sampler, ScoredPassage, Searcher, TokenStatistics
 
@@ -122,10 +122,21 @@ class StepState:
 @runtime_checkable
 class Trigger(Protocol):
     """A retrieval policy. ``score`` decides a drafted step; ``check_question`` (optional: return
-    None to abstain) decides before any drafting, on the question alone."""
+    None to abstain) decides before any drafting, on the question alone. A trigger that reads the
+    draft's most likely alternatives per token sets ``draft_top_logprobs`` (how many; see
+    `draft_top_logprobs`), and the loop asks the model for them."""
 
     name: str
 
     def score(self, state: StepState) -> Signal: ...
 
     def check_question(self, state: StepState) -> Signal | None: ...
+
+
+def draft_top_logprobs(trigger: Any) -> int:
+    """How many alternatives per draft token ``trigger``, or any trigger inside it (a combination's
+    members, a cascade's, a learned model's), reads: what the loop must ask the model to keep."""
+    members = getattr(trigger, "members", ())
+    inner = [getattr(trigger, a, None) for a in ("member", "cheap", "costly")]
+    inner += list(members.values() if isinstance(members, Mapping) else members)
+    return max([int(getattr(trigger, "draft_top_logprobs", 0)), *(draft_top_logprobs(t) for t in inner if t is not None)])

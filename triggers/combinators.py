@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from triggers.base import Signal, StepState, Trigger, TriggerConfigError
+from triggers.spec import TriggerSpec
 
 
 @dataclass
@@ -120,3 +121,9 @@ class Inverted:
 
     def score(self, state: StepState) -> Signal:
         return self._invert(self.member.score(state))
+
+
+SPECS = (
+    TriggerSpec("always", "free", Always, help="retrieve for every step (standard RAG)"),
+    TriggerSpec("never", "free", Never, help="never retrieve (closed-book)"),
+)

@@ -39,8 +39,8 @@ from scipy.sparse.csgraph import connected_components
 from corpora.text import normalize_answer
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 from triggers.clustering import shared_judgments
-from triggers.equivalence import DEFAULT_JUDGE
-from triggers.semantic_entropy import SampleSettings
+from triggers.semantic_entropy import SAMPLING_SETTINGS, SampleSettings
+from triggers.spec import TriggerSpec, threshold_setting
 
 # measure → (trigger name, default threshold). Not calibrated: with N = 10 samples, fire at more
 # than two meanings (sets, eigval), at degree uncertainty > 0.5, at lexical dissimilarity > 0.5.
@@ -154,11 +154,19 @@ class SampleConsistency(SampleSettings):
         return Signal(score=float(score), fired=score > self.threshold, details=details)
 
 
-def from_options(measure: str = "eigval", threshold: float | None = None, samples: int | None = None,
-                 temperature: float | None = None, top_p: float | None = None, judge: str | None = None,
-                 variant: str | None = None, sample_tokens: int | None = None, **_: Any) -> SampleConsistency:
-    """Factory for the registry: ``--samples/--temperature/--top-p/--judge/--variant`` as for semantic entropy."""
-    return SampleConsistency(measure=measure, threshold=threshold, samples=samples or 10,
-                             temperature=1.0 if temperature is None else temperature,
-                             top_p=1.0 if top_p is None else top_p, judge=judge or DEFAULT_JUDGE,
-                             variant=variant or "strict", sample_tokens=sample_tokens)
+def _measure(measure: str, help: str) -> TriggerSpec:
+    name, default = MEASURES[measure][:2]
+
+    def build(**settings: Any) -> SampleConsistency:
+        return SampleConsistency(measure=measure, **settings)
+
+    return TriggerSpec(name, "samples", build, (
+        threshold_setting(default, "fire when the samples' disagreement exceeds this"), *SAMPLING_SETTINGS), help=help)
+
+
+SPECS = (
+    _measure("lexical_similarity", "1 - mean pairwise ROUGE-L of N sampled drafts"),
+    _measure("num_sem_sets", "the number of meaning clusters among N sampled drafts"),
+    _measure("eigval", "the graph-Laplacian eigenvalue sum over N samples' similarity"),
+    _measure("degree", "1 - mean degree of N samples' similarity graph"),
+)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 from triggers.protocols import NextTokenScorer
+from triggers.spec import TriggerSpec, complement, threshold_setting
 
 QUESTION = "Question: {question}\nPossible answer: {answer}\nIs the possible answer True or False?"
 PREFIX = "The possible answer is:"
@@ -58,5 +58,7 @@ class PTrue:
                                "threshold": self.threshold})
 
 
-def from_options(threshold: float | None = None, **_: Any) -> PTrue:
-    return PTrue(threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+SPECS = (
+    TriggerSpec("p-true", "extra call", PTrue, (threshold_setting(DEFAULT_THRESHOLD, "fire when P(True) of the draft is below this"),),
+                help="ask the model whether its own draft is true (one extra forward pass)", threshold_of=complement),
+)

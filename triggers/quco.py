@@ -32,7 +32,9 @@ from typing import Any, Callable, Sequence
 
 from corpora.entities import extract_entities
 from corpora.statistics import DEFAULT_WINDOW, CorpusStatistics, score_from_count
+from corpora.settings import Setting
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
+from triggers.spec import TriggerSpec, from_log_count, threshold_setting
 
 # Runtime: fire when some (question entity, answer entity) pair never co-occurs (QuCo: count < 1).
 DEFAULT_THRESHOLD = 1.0
@@ -135,7 +137,7 @@ class QuCo:
         return {"count": c.count, "approx": c.approx}
 
 
-def from_options(
+def build_quco(
     threshold: float | None = None,
     corpus_index: str | Path | None = None,
     question_threshold: float | None = None,
@@ -145,7 +147,6 @@ def from_options(
     max_clause_freq: int | None = None,
     pairing: str | None = None,
     lm: Any = None,
-    **_: Any,
 ) -> QuCo:
     """Build from CLI/config options.
 
@@ -175,3 +176,23 @@ def from_options(
         window=window,
         pairing=pairing,
     )
+
+
+# where the corpus statistics come from (QuCo and the entity-frequency signal share them)
+INDEX_SETTINGS = (
+    Setting("corpus_index", str, None, "corpus-statistics index folder (default: the demo index, built once)"),
+    Setting("corpus_tokenizer", str, None, "tokenizer of a plain infini-gram index folder"),
+    Setting("window", int, DEFAULT_WINDOW, "co-occurrence window in tokens", range=(1, None)),
+    Setting("max_clause_freq", int, None, "infini-gram's max_clause_freq for co-occurrence counts", range=(1, None)),
+)
+
+SPECS = (
+    TriggerSpec("quco", "index look-up", build_quco, (
+        threshold_setting(DEFAULT_THRESHOLD, "fire when the answer entities' co-occurrence score exceeds this"),
+        Setting("question_threshold", float, DEFAULT_QUESTION_THRESHOLD,
+                "pre-generation check: fire when the question entities' frequency per million tokens is below this"),
+        *INDEX_SETTINGS,
+        Setting("pairing", str, DEFAULT_PAIRING, "which question entities an answer entity is paired with", choices=PAIRINGS),
+    ), help="corpus co-occurrence of the question's and the draft's entities", extra="quco", runtime=("lm", "tokenizer"),
+                threshold_of=from_log_count),
+)

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from triggers.base import Signal, StepState, check_threshold
+from triggers import quco
 from triggers.quco import QuCo
+from triggers.spec import TriggerSpec, from_log_count, threshold_setting
 
 QUESTION_WORDS = ("how many", "how much", "who", "whom", "whose", "what", "when", "where", "which", "why", "how")
 DEFAULT_LENGTH_THRESHOLD = 12.0  # words; not calibrated
@@ -67,14 +69,17 @@ class EntityFrequency:
         return self.quco.check_question(state)
 
 
-def question_length(threshold: float | None = None, **_: Any) -> QuestionLength:
-    return QuestionLength(threshold=DEFAULT_LENGTH_THRESHOLD if threshold is None else threshold)
+def _entity_frequency(threshold: float | None = None, **options: Any) -> EntityFrequency:
+    """``threshold`` is QuCo's question threshold: a frequency per million tokens."""
+    return EntityFrequency(quco.build_quco(question_threshold=threshold, **options))
 
 
-def entity_frequency(threshold: float | None = None, **options: Any) -> EntityFrequency:
-    """``--threshold`` is the frequency per million tokens (QuCo's ``--question-threshold``)."""
-    from triggers import quco
-
-    if threshold is not None:
-        options["question_threshold"] = threshold
-    return EntityFrequency(quco.from_options(**options))
+SPECS = (
+    TriggerSpec("question-length", "free", QuestionLength,
+                (threshold_setting(DEFAULT_LENGTH_THRESHOLD, "fire when the question has more words than this"),),
+                help="the question's length in words"),
+    TriggerSpec("entity-frequency", "index look-up", _entity_frequency, (
+        threshold_setting(quco.DEFAULT_QUESTION_THRESHOLD, "fire when the question entities' frequency per million tokens is below this"),
+        *quco.INDEX_SETTINGS), help="the corpus frequency of the question's entities (QuCo's question check)",
+                extra="quco", runtime=("lm", "tokenizer"), threshold_of=from_log_count),
+)

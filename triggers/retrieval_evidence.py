@@ -26,6 +26,7 @@ from typing import Any
 from corpora.text import contains, normalize_answer
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 from triggers.judges.lexical import LexicalJudge
+from triggers.spec import TriggerSpec, complement, negated, threshold_setting
 
 # measure → (trigger name, default threshold). Not calibrated: BM25 scores on the demo corpus.
 MEASURES = {"top1": ("retrieval-top1", 10.0), "gap": ("retrieval-gap", 1.0), "support": ("retrieval-support", 1.0)}
@@ -80,5 +81,20 @@ class RetrievalEvidence:
                       details=details)
 
 
-def from_options(measure: str = "top1", threshold: float | None = None, **_: Any) -> RetrievalEvidence:
-    return RetrievalEvidence(measure=measure, threshold=threshold)
+def _measure(measure: str, what: str, help: str) -> TriggerSpec:
+    name, default = MEASURES[measure]
+    threshold_of = complement if measure == "support" else negated
+
+    def build(threshold: float | None = None) -> RetrievalEvidence:
+        return RetrievalEvidence(measure=measure, threshold=threshold)
+
+    return TriggerSpec(name, "retriever call", build, (threshold_setting(default, help),),
+                       help=f"a search before deciding: {what}", threshold_of=threshold_of)
+
+
+SPECS = (
+    _measure("top1", "the top passage's score", "fire when the top-1 retrieval score is below this (the retriever's scale)"),
+    _measure("gap", "how far the top passage stands out", "fire when the gap between the top-1 and top-2 scores is below this"),
+    _measure("support", "whether the top passages contain the draft's answer",
+             "fire when the top passages' support for the draft is below this"),
+)

@@ -20,11 +20,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from corpora.settings import Setting
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
 from triggers.clustering import Clustering, check_variant, get_semantic_ids, shared_judgments
 from triggers.protocols import TokenStatistics
 from triggers.equivalence import DEFAULT_JUDGE, make_judge
 from triggers.judges.base import EquivalenceJudge
+from triggers.spec import TriggerSpec, threshold_setting
 
 ESTIMATORS = ("weighted", "discrete")
 DEFAULT_THRESHOLDS = {"weighted": 1.0, "discrete": 1.0}  # nats; not calibrated: docs/triggers/semantic-entropy.md
@@ -204,9 +206,22 @@ def bind_sampler(judge: EquivalenceJudge, sampler) -> None:
             member.sampler = sampler
 
 
-def from_options(threshold: float | None = None, samples: int = 10, temperature: float = 1.0, top_p: float = 1.0,
-                 judge: str = DEFAULT_JUDGE, variant: str = "strict", estimator: str = "weighted",
-                 sample_tokens: int | None = None, **_: Any) -> SemanticEntropy:
-    """Factory for the CLI registry (`--trigger semantic-entropy`)."""
-    return SemanticEntropy(samples=samples, temperature=temperature, top_p=top_p, judge=judge, variant=variant,
-                           threshold=threshold, estimator=estimator, sample_tokens=sample_tokens)
+# the sampling settings that semantic entropy and the sample-consistency measures share
+SAMPLING_SETTINGS = (
+    Setting("samples", int, 10, "sampled drafts per step", range=(2, None)),
+    Setting("temperature", float, 1.0, "sampling temperature", range=(0.0, None)),
+    Setting("top_p", float, 1.0, "nucleus sampling mass", range=(0.0, 1.0)),
+    Setting("judge", str, DEFAULT_JUDGE, "equivalence judge: lexical+embedding, lexical, embedding, lm, nli:MODEL_DIR"),
+    Setting("variant", str, "strict", "clustering: strict (mutual entailment) or non-contradiction",
+            choices=("strict", "non-contradiction")),
+    Setting("sample_tokens", int, None, "token budget per sample (default: the step's)", range=(1, None)),
+)
+
+SPECS = (
+    TriggerSpec("semantic-entropy", "samples", SemanticEntropy, (
+        threshold_setting(None, "fire when the entropy over meaning clusters (nats) exceeds this (default 1.0)"),
+        *SAMPLING_SETTINGS,
+        Setting("estimator", str, "weighted", "weighted by sequence probability, or discrete cluster frequencies",
+                choices=ESTIMATORS),
+    ), help="entropy over the meanings of N sampled drafts"),
+)

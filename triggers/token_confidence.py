@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from corpora.settings import Setting
 from triggers.base import Signal, StepState, TriggerConfigError, check_threshold
+from triggers.spec import TriggerSpec, complement, negated, same, threshold_setting
 
 AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare", "sequence_prob", "mean_entropy")
 # Defaults fire on about half of the default model's closed-book drafts: the median score on the
@@ -34,6 +36,9 @@ AGGREGATIONS = ("min_prob", "mean_logprob", "max_entropy", "flare", "sequence_pr
 DEFAULT_THRESHOLDS = {"min_prob": 0.1, "mean_logprob": -0.82, "max_entropy": 5.2, "flare": 0.1,
                       # not calibrated (docs/triggers/token-confidence.md): sequence NLL of 5 nats, mean entropy of 2 nats
                       "sequence_prob": 5.0, "mean_entropy": 2.0}
+# per aggregation, its threshold for a cut on its score (flare's score is a count: no threshold in score units)
+AGGREGATION_THRESHOLDS = {"min_prob": complement, "mean_logprob": negated, "max_entropy": same,
+                          "sequence_prob": same, "mean_entropy": same}
 
 
 @dataclass
@@ -85,3 +90,24 @@ class TokenConfidence:
             score, fired = float(low), low > 0
             stat = {"low_tokens": low}
         return Signal(score=score, fired=fired, details={"aggregation": agg, "threshold": theta, "tokens": len(lps), **stat})
+
+
+def _aggregation(aggregation: str, name: str, help: str) -> TriggerSpec:
+    """One aggregation under its own trigger name (its own bench column and config table)."""
+    def build(threshold: float | None = None) -> TokenConfidence:
+        return TokenConfidence(aggregation=aggregation, threshold=threshold, name=name)
+
+    return TriggerSpec(name, "free", build, (threshold_setting(DEFAULT_THRESHOLDS[aggregation], help),),
+                       help=f"token-confidence's {aggregation} aggregation under its own name",
+                       threshold_of=AGGREGATION_THRESHOLDS[aggregation])
+
+
+SPECS = (
+    TriggerSpec("token-confidence", "free", TokenConfidence, (
+        threshold_setting(None, "fire below this (min_prob: a probability, default 0.1; other aggregations: see the docs)"),
+        Setting("aggregation", str, "min_prob", "how the draft's token statistics are reduced to one score", choices=AGGREGATIONS),
+    ), help="the draft's own token probabilities or entropies; no extra call"),
+    _aggregation("sequence_prob", "msp", "fire when the draft's negative log-likelihood (nats) exceeds this"),
+    _aggregation("mean_logprob", "perplexity", "fire when the draft's mean token log-probability is below this"),
+    _aggregation("mean_entropy", "mean-entropy", "fire when the draft's mean token entropy (nats) exceeds this"),
+)

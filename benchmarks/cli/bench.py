@@ -100,10 +100,11 @@ def bench_config(args: argparse.Namespace, policies: tuple[str, ...]):
 
     from benchmarks.policies import gate_base
 
-    check_trigger_flags(args, ",".join(gate_base(p)[0] for p in policies))
+    names = ",".join(gate_base(p)[0] for p in policies)
+    check_trigger_flags(args, names)
     gate = _gate_threshold(args, policies)
     # the settings, not where they came from, determine the results (and so the run folder)
-    options = {k: v for k, v in trigger_options(args).items() if v is not None and v != {} and k != "config_file"}
+    options = {k: v for k, v in trigger_options(args, names).items() if v is not None and v != {} and k != "config_file"}
     questions = _questions_file(args)
     retriever, corpus, sources = _retrieval_source(args, questions is not None)
     if corpus is None:
@@ -131,7 +132,7 @@ def _gate_threshold(args: argparse.Namespace, policies: tuple[str, ...]) -> floa
             if value is not None:
                 raise BenchError(f"{flag} applies to NAME@gate policies (e.g. --policies always,always@gate); none is listed")
         return None
-    from rag.registry import base_part, trigger_parts
+    from triggers.registry import base_part, trigger_parts
 
     if args.max_steps == 1:  # a single-step bench caches no gated branch after a question check (QuCo's)
         checked = [p for p in policies if gate_base(p)[1] and "quco" in map(base_part, trigger_parts(gate_base(p)[0]))]

@@ -121,7 +121,7 @@ def _write_settings(args: argparse.Namespace, trigger: str, setting: dict) -> No
 def _threshold(args: argparse.Namespace) -> int:
     from benchmarks.calibration import calibrate, render
     from benchmarks.runner import read_run_manifest
-    from rag.registry import base_part
+    from triggers.registry import base_part
 
     _check_config_destination(args)
     out, _, records = _cached_records(args, ("never", "always", args.trigger))
@@ -170,7 +170,7 @@ def _file_safe(name: str) -> str:
 def _cascade(args: argparse.Namespace) -> int:
     from benchmarks.cascade_band import DEFAULT_SHARE, calibrate_cascade, members, render
     from benchmarks.runner import BenchError
-    from rag.registry import trigger_parts
+    from triggers.registry import trigger_parts
     from triggers import TriggerConfigError
 
     try:

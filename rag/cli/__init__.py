@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "rag.cli.corpus",
     "rag.cli.chat",
     "rag.cli.serve",
+    "rag.cli.triggers",
+    "rag.cli.retrievers",
 )
 COMMAND_GROUP = "adaptive_rag.commands"  # entry points of installed packages' subcommands
 

@@ -41,8 +41,9 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
     src.add_argument("--index", metavar="DIR", help="a saved index (from `arag index build`)")
     if corpus_flag:
         src.add_argument("--corpus", metavar="PATH", nargs="+", help="JSONL(.gz) files or folders of .txt/.md (default: the shipped demo corpus)")
-    g.add_argument("--retriever", default=None, choices=RETRIEVER_KINDS,
-                   help="retriever kind (default: bm25; with --index, the index's own kind)")
+    g.add_argument("--retriever", default=None, metavar="KIND",
+                   help=f"retriever kind: {', '.join(RETRIEVER_KINDS)}, or a plugin's (`arag retrievers`; "
+                   "default: bm25; with --index, the index's own kind)")
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
     add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
 
@@ -72,9 +73,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidence") -> None:
     g = p.add_argument_group("trigger")
-    g.add_argument("--trigger", default=default, help="token-confidence | always | never | semantic-entropy | quco | msp | perplexity | mean-entropy | "
-                   "lexical-similarity | num-sem-sets | eigval | degree | p-true | question-length | entity-frequency | "
-                   "retrieval-top1 | retrieval-gap | retrieval-support, or a+b (any of), a&b (all of), -a (fires where a does not; "
+    g.add_argument("--trigger", default=default, help="a trigger name (`arag triggers` lists them, plugins included), "
+                   "package.module:ClassName, or a+b (any of), a&b (all of), -a (fires where a does not; "
                    "alone write --trigger=-a), learned:PATH (from `arag calibrate --learn`), "
                    "cascade:CHEAP,COSTLY (default: %(default)s)")
     g.add_argument("--threshold", type=finite_float, default=None, help="the trigger's threshold (default: from --config, else the trigger's default)")
@@ -82,7 +82,10 @@ def add_trigger_args(p: argparse.ArgumentParser, default: str = "token-confidenc
 
 
 def add_trigger_options(g) -> None:
-    """Per-trigger settings (everything but the trigger's name and threshold), shared with `arag bench`."""
+    """Per-trigger settings (everything but the trigger's name and threshold), shared with `arag bench`:
+    any declared setting through ``--trigger-option KEY=VALUE``, the common ones as flags too."""
+    g.add_argument("--trigger-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="a setting of the trigger, typed as it declares it (repeatable; `arag triggers show NAME` lists them)")
     g.add_argument("--aggregation", default=None, choices=AGGREGATIONS, help="token-confidence aggregation (default: min_prob)")
     g.add_argument("--samples", type=positive_int, default=None, help="semantic-entropy: samples per step (default: 10)")
     g.add_argument("--temperature", type=finite_float, default=None, help="semantic-entropy: sampling temperature (default: 1.0)")
@@ -150,12 +153,15 @@ def loop_options(args: argparse.Namespace) -> dict:
     return out
 
 
-def trigger_options(args: argparse.Namespace) -> dict:
-    """The trigger options given on the command line plus the config file's per-trigger settings."""
+def trigger_options(args: argparse.Namespace, triggers: str | None = None) -> dict:
+    """The trigger options given on the command line plus the config file's per-trigger settings;
+    ``triggers`` (default ``--trigger``): the names whose declarations type ``--trigger-option``."""
+    from rag.cli.trigger_option import parse_trigger_options
     from rag.config import config_path, load_config
+    from rag.errors import UsageError
 
     config = load_config(getattr(args, "config", None))
-    return {
+    flags = {
         "threshold": getattr(args, "threshold", None),
         "aggregation": getattr(args, "aggregation", None),
         "samples": getattr(args, "samples", None),
@@ -170,62 +176,53 @@ def trigger_options(args: argparse.Namespace) -> dict:
         "pairing": getattr(args, "pairing", None),
         "band_lo": getattr(args, "band_lo", None),
         "band_hi": getattr(args, "band_hi", None),
-        "per_trigger": config.get("triggers", {}),
-        "config_file": str(config_path(getattr(args, "config", None))) if config else None,
     }
+    generic = parse_trigger_options(getattr(args, "trigger_option", None) or [], triggers or args.trigger)
+    for key in generic:
+        if flags.get(key) is not None:
+            raise UsageError(f"--trigger-option {key}: given twice (also as --{key.replace('_', '-')})")
+    return {**flags, **generic, "per_trigger": config.get("triggers", {}),
+            "config_file": str(config_path(getattr(args, "config", None))) if config else None}
 
 
 # The trigger flags; a flag none of the chosen triggers reads is refused, not ignored. Which triggers
-# read each is taken from the config file's per-trigger keys (rag.config), so the two cannot disagree.
+# read each is taken from the triggers' declared settings (triggers.spec), as the config file's keys are.
 TRIGGER_FLAGS: tuple[tuple[str, str], ...] = (
     ("--threshold", "threshold"), ("--aggregation", "aggregation"), ("--samples", "samples"),
     ("--temperature", "temperature"), ("--top-p", "top_p"), ("--judge", "judge"), ("--variant", "variant"),
     ("--corpus-index", "corpus_index"), ("--corpus-tokenizer", "corpus_tokenizer"), ("--window", "window"),
-    ("--question-threshold", "question_threshold"), ("--band-lo", "band_lo"), ("--band-hi", "band_hi"),
+    ("--question-threshold", "question_threshold"), ("--pairing", "pairing"), ("--band-lo", "band_lo"),
+    ("--band-hi", "band_hi"),
 )
 
 
 def flag_readers(dest: str) -> tuple[str, ...]:
-    """The trigger names (and parametrised prefixes) whose settings include ``dest``."""
-    from rag.config import PARAMETRISED_KEYS, TRIGGER_KEYS
+    """The built-in trigger names (and parametrised prefixes) that declare setting ``dest``."""
+    from triggers.registry import BUILTINS, PARAMETRISED, part_settings
 
-    return tuple(name for name, keys in {**TRIGGER_KEYS, **PARAMETRISED_KEYS}.items() if dest in keys)
-
-
-def _readers(part: str) -> set[str]:
-    """The names a flag's owner list may match for one trigger part: itself, a parametrised name's
-    prefix, and a cascade's members."""
-    from rag.registry import inverted, parametrised, trigger_parts
-
-    if inverted(part) is not None:  # -a reads a's settings
-        return _readers(inverted(part))
-    param = parametrised(part)
-    if param is None:
-        return {part}
-    prefix, arg = param
-    members = arg.split(",") if prefix == "cascade" else []
-    return {prefix} | {r for m in members for p in trigger_parts(m) for r in _readers(p)}
+    declared = {**{n: part_settings(n) for n in BUILTINS}, **PARAMETRISED}
+    return tuple(name for name, settings in declared.items() if any(s.name == dest for s in settings))
 
 
 def check_trigger_flags(args: argparse.Namespace, triggers: str) -> None:
     """Refuse a trigger flag that none of ``triggers`` (``a+b`` or ``a,b``) reads, e.g. ``--threshold``
     with ``always``: accepted silently it looks like it changed something."""
     from rag.errors import UsageError
-    from rag.registry import split_names, trigger_parts
+    from triggers.registry import readers, split_names, trigger_parts
 
-    chosen = {r for name in split_names(triggers) for p in trigger_parts(name) for r in _readers(p)}
+    names = split_names(triggers)
+    parts = {p for name in names for p in trigger_parts(name)}
     _check_learned_files(triggers)
-    if getattr(args, "relevance_gate", None) is not None and chosen == {"never"}:
+    if getattr(args, "relevance_gate", None) is not None and parts == {"never"}:
         raise UsageError("--relevance-gate: the trigger never retrieves, so there is nothing to gate")
     for flag, dest in TRIGGER_FLAGS:
-        owners = flag_readers(dest)
-        if getattr(args, dest, None) is not None and not chosen & set(owners):
-            raise UsageError(f"{flag} is read by none of the triggers ({triggers}); it applies to {', '.join(owners)}")
+        if getattr(args, dest, None) is not None and not any(readers(name, dest) for name in names):
+            raise UsageError(f"{flag} is read by none of the triggers ({triggers}); it applies to {', '.join(flag_readers(dest))}")
 
 
 def _check_learned_files(triggers: str) -> None:
     """A ``learned:PATH`` file is read and its signals checked now, before any model loads."""
-    from rag.registry import base_part, parametrised, split_names, trigger_parts
+    from triggers.registry import base_part, parametrised, split_names, trigger_parts
     from triggers.learned import read_model
 
     for name in split_names(triggers):
@@ -244,13 +241,13 @@ def show_progress() -> bool:
 def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) -> Pipeline:
     """The pipeline the arguments of `add_pipeline_args` describe. The retriever is opened before
     the model is loaded, so a bad index path fails in a second, not after a model load."""
+    options = trigger_options(args)  # a bad setting fails before the model stack loads
     from retrievers.components import open_retriever
     from rag.loop import LoopConfig
     from rag.pipeline import Pipeline, check_concurrency, load_language_model
-    from rag.registry import build_trigger
+    from triggers.registry import build_trigger
 
     check_concurrency(args.model, getattr(args, "concurrency", None))
-    options = trigger_options(args)
     config = LoopConfig(k=args.k, max_steps=getattr(args, "max_steps", 6),
                         max_retrievals=getattr(args, "max_retrievals", 3), seed=getattr(args, "seed", 0),
                         **loop_options(args))

@@ -20,7 +20,7 @@ from rag.models.lm import Generation, LanguageModel, Prompt
 from rag.models.steps import REPETITION, SentenceEnd, StepEnd, loop_end, truncate
 from retrievers.base import Passage, Retriever
 from retrievers.relevance import RelevanceGate
-from triggers.base import StepState, Trigger
+from triggers.base import StepState, Trigger, draft_top_logprobs
 
 
 class Stepper:
@@ -69,8 +69,9 @@ class Stepper:
         as it grows; ``budget`` caps the step's tokens below ``step_tokens`` (what is left of an answer's)."""
         cfg = self.config
         extra: dict[str, Any] = dict(self._options)
-        if cfg.top_logprobs > 0 and accepts(self.lm.generate, "top_logprobs"):
-            extra["top_logprobs"] = cfg.top_logprobs
+        tops = max(cfg.top_logprobs, draft_top_logprobs(self.trigger))  # what the caller or the trigger reads
+        if tops > 0 and accepts(self.lm.generate, "top_logprobs"):
+            extra["top_logprobs"] = tops
         if stream is not None:
             extra["on_text"] = stream.on_text
         if cfg.temperature > 0:

@@ -47,6 +47,7 @@ class Job:
     continue_final: bool = False
     retrieval: bool = True
     trigger: str | None = None
+    trigger_options: dict[str, Any] = field(default_factory=dict)  # settings of the trigger, as it declares them
     repetition: dict[str, Any] = field(default_factory=dict)  # the repetition controls the request sets
     loop: dict[str, Any] = field(default_factory=dict)  # the relevance gate / abstain settings the request sets
     source: str = "messages"  # the parameter the prompt came from, for errors about it
@@ -76,11 +77,13 @@ class Body(BaseModel):
 
 
 class AragOptions(Body):
-    """The ``arag`` extension: ``retrieval: false`` for the raw model, ``trigger`` for one request,
-    ``relevance_gate`` (a threshold; the server's when absent) and ``abstain`` (the loop's settings)."""
+    """The ``arag`` extension: ``retrieval: false`` for the raw model, ``trigger`` for one request and
+    ``trigger_options`` (its declared settings, e.g. ``{"threshold": 0.3}``; checked when the trigger is
+    built), ``relevance_gate`` (a threshold; the server's when absent) and ``abstain`` (the loop's settings)."""
 
     retrieval: bool = True
     trigger: str | None = None
+    trigger_options: dict[str, Any] = {}
     relevance_gate: float | None = Field(None, ge=-1.0, le=1.0)
     abstain: bool | None = None
 
@@ -153,7 +156,7 @@ class Sampling(Body):
         seed = None if self.seed is None else self.seed % 2**63  # torch seeds are unsigned
         return Job(messages=messages, n=self.n, temperature=self.temperature, top_p=self.top_p,
                    max_tokens=self.max_tokens, stop=[s for s in self.stop if s], seed=seed,
-                   retrieval=self.arag.retrieval, trigger=self.arag.trigger,
+                   retrieval=self.arag.retrieval, trigger=self.arag.trigger, trigger_options=dict(self.arag.trigger_options),
                    repetition={k: v for k, v in (("repetition_penalty", self.repetition_penalty),
                                                  ("no_repeat_ngram_size", self.no_repeat_ngram_size)) if v is not None},
                    loop=self.arag.loop(), **extra)

@@ -11,6 +11,7 @@ stops at the model's next token: otherwise one abandoned 1000-token request keep
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from rag.loop.prompts import PromptTemplates
 from rag.loop.streaming import StepStream, accepts, can_stream
 from rag.models.lm import Prompt
 from rag.pipeline import Pipeline
+from triggers.registry import names_a_class
 
 OnPiece = Callable[[int, str], None]  # (choice index, text): streamed text as it becomes final
 
@@ -100,23 +102,30 @@ class ChatService:
     def model_ids(self) -> list[str]:
         return list(dict.fromkeys([self.model_name, "default"]))
 
-    def trigger(self, name: str | None):
-        """The pipeline's trigger, or another one by name (built once, with the pipeline's settings);
-        a name that does not build is the client's mistake: a 400 naming ``arag.trigger``."""
-        if name is None:
+    def trigger(self, name: str | None, settings: dict[str, Any] | None = None):
+        """The pipeline's trigger, or another one by name or with other ``settings`` (built once per
+        name and settings, with the pipeline's settings); a name or setting that does not build is
+        the client's mistake: a 400 naming ``arag.trigger`` or ``arag.trigger_options``."""
+        if name is None and not settings:
             return self.pipeline.trigger
+        name = name or self.pipeline.trigger.name
+        if name != self.pipeline.trigger.name and names_a_class(name):  # a client must not make the server import code
+            raise APIError(400, "arag.trigger: package.module:ClassName imports code on the server; install the "
+                                "trigger as a plugin or start the server with --trigger instead", "arag.trigger")
         if "learned:" in name:  # a client must not make the server open files by path
-            if name == getattr(self.pipeline.trigger, "name", None):
+            if name == getattr(self.pipeline.trigger, "name", None) and not settings:
                 return self.pipeline.trigger
             raise APIError(400, "arag.trigger: learned:PATH names a file on the server; start the server with "
                                 "--trigger learned:PATH instead", "arag.trigger")
+        key = json.dumps([name, settings or {}], sort_keys=True)
         with self._triggers_lock:  # requests run side by side: build each trigger once
-            if name not in self._triggers:
+            if key not in self._triggers:
                 try:
-                    self._triggers[name] = self.pipeline.make_trigger(name)
+                    self._triggers[key] = self.pipeline.make_trigger(name, settings)
                 except USER_ERRORS as exc:
-                    raise APIError(400, f"arag.trigger: {exc}", "arag.trigger") from None
-            return self._triggers[name]
+                    param = "arag.trigger_options" if settings else "arag.trigger"
+                    raise APIError(400, f"{param}: {exc}", param) from None
+            return self._triggers[key]
 
     def prepare(self, jobs: list[Job]) -> None:
         """What can fail before any text is produced, checked before a reply starts (a 4xx, never an
@@ -124,7 +133,7 @@ class ChatService:
         context (refused before decoding: past it a model answers nonsense, and 1 MB decodes for minutes)."""
         lm, limit = self.pipeline.lm, context_length(self.pipeline.lm)
         for job in jobs:
-            self.trigger(job.trigger)
+            self.trigger(job.trigger, job.trigger_options)
             if job.loop:
                 try:
                     replace(self.pipeline.config, **job.loop)
@@ -154,7 +163,7 @@ class ChatService:
                          top_logprobs=job.top_logprobs if job.logprobs else 0, answer_tokens=job.max_tokens,
                          answer_stops=tuple(job.stop), temperature=job.temperature, top_p=job.top_p,
                          **job.repetition, **job.loop)
-        loop = AdaptiveRAG(lm, p.retriever, self.trigger(job.trigger), config=config)
+        loop = AdaptiveRAG(lm, p.retriever, self.trigger(job.trigger, job.trigger_options), config=config)
         answer = loop.answer(turn.question, history=turn.history, retrieval_query=turn.retrieval_query, on_text=on_text)
         trace = answer_trace(answer)
         trace["retrieval_query"] = turn.retrieval_query
