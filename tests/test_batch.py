@@ -50,7 +50,7 @@ def demo_bm25(demo_docs):
 
 @pytest.mark.slow
 def test_answer_many_equals_answer_on_the_default_model(default_lm, demo_bm25):
-    rag = AdaptiveRAG(default_lm, demo_bm25, TokenConfidence(), config=LoopConfig(max_steps=3))
+    rag = AdaptiveRAG(default_lm, demo_bm25, TokenConfidence(), config=LoopConfig(max_steps=2))
     alone = [rag.answer(q) for q in QUESTIONS]
     before = default_lm.usage.snapshot()
     together = rag.answer_many(QUESTIONS, batch_size=3)  # 4 questions through 3 slots: one joins mid-way

@@ -53,7 +53,8 @@ def cheap_run(tmp_path_factory, default_lm):
     data = ["--questions", str(qa), "--corpus", str(DEMO_CORPUS), "--file-order"]
     args = build_parser().parse_args(["bench", *data, "--policies", ",".join(POLICIES)])
     out = root / "run"
-    run_benchmark(bench_config(args, parse_policies(args.policies)), out, None, None, lm=default_lm, progress=False)
+    run_benchmark(bench_config(args, parse_policies(args.policies)), out, None, None, lm=default_lm, progress=False,
+                  batch_size=len(QUESTIONS))  # one batch: as `arag bench` runs by default
     return out, data, read_results(out)
 
 
