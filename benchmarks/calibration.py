@@ -2,12 +2,14 @@
 
 Thresholds are chosen in score units (fire when score > cut, cuts midway between observed scores so
 no question sits on the boundary) from cached records, then turned back into the trigger's own
-``threshold`` setting, the value `arag ask --config FILE` reads.
+``threshold`` setting, the value `arag ask --config FILE` reads. The sweep keeps only the cuts whose
+setting the trigger's declaration allows (`declared`), so a declared range (margin's threshold is a
+probability gap in [0, 1]) bounds what calibration can choose.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from benchmarks.policies import step_scores
 from benchmarks.bootstrap import resample_weights
@@ -31,19 +33,45 @@ def candidate_cuts(scores: Sequence[float]) -> list[float]:
     return [values[0] - 1.0] + mids + [values[-1]]
 
 
-def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | None) -> tuple[float, dict[str, Any]]:
-    """The cut with the best accuracy (retrieval rate ≤ ``budget`` when given); ties → less retrieval."""
+def pick_cut(records: Sequence[dict], policy: str, metric: str, budget: float | None,
+             allowed: Callable[[float], bool] = lambda cut: True) -> tuple[float, dict[str, Any]]:
+    """The cut with the best accuracy (retrieval rate ≤ ``budget`` when given) among the ``allowed``
+    ones; ties → less retrieval."""
     scorer = Scorer()
     best: tuple[float, dict[str, Any]] | None = None
-    for cut in candidate_cuts(step_scores(records, policy)):
+    for cut in filter(allowed, candidate_cuts(step_scores(records, policy))):
         row = aggregate(records, policy, cut, scorer)
         if budget is not None and row["retrieval_rate"] > budget + 1e-12:
             continue
         if best is None or (row[metric], -row["retrieval_rate"]) > (best[1][metric], -best[1]["retrieval_rate"]):
             best = (cut, row)
     if best is None:
-        raise BenchError(f"no threshold keeps the retrieval rate within {budget}")
+        raise BenchError(f"no threshold keeps the retrieval rate within {budget}" if budget is not None
+                         else f"no threshold within the range {policy} declares")
     return best
+
+
+def declared(policy: str, details: dict[str, Any]) -> Callable[[float], bool]:
+    """Whether a cut's setting is one the trigger's declaration accepts (its threshold's range, its
+    aggregation's choices); a cut that has no setting at all is left for `threshold_setting` to report."""
+    from triggers import TriggerConfigError
+    from triggers.registry import base_part, get_spec, parametrised
+
+    plain = base_part(policy)
+    spec = None if parametrised(plain) else get_spec(plain)
+
+    def allowed(cut: float) -> bool:
+        if spec is None or math.isinf(cut):
+            return True
+        try:
+            spec.checked(threshold_setting(policy, cut, details))
+        except BenchError:
+            return True
+        except TriggerConfigError:
+            return False
+        return True
+
+    return allowed
 
 
 def threshold_setting(policy: str, cut: float, details: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +103,9 @@ def calibrate(records: Sequence[dict], policy: str, metric: str = "contains", bu
     if "signals" not in records[0] or policy not in records[0]["signals"]:
         raise BenchError(f"no cached {policy} signals in these results (single-step runs only)")
     cal, held = split_halves(records)
-    cut, _ = pick_cut(cal, policy, metric, budget)
-    setting = threshold_setting(policy, cut, records[0]["signals"][policy].get("details", {}))
+    details = records[0]["signals"][policy].get("details", {})
+    cut, _ = pick_cut(cal, policy, metric, budget, declared(policy, details))
+    setting = threshold_setting(policy, cut, details)
     return {
         "policy": policy, "metric": metric, "budget": budget, "cut": cut, "setting": setting,
         "calibration": {"questions": len(cal), **_rows(cal, metric, {"chosen": (policy, cut), "configured": (policy, None)})},

@@ -24,6 +24,25 @@ def test_margin_is_declared_once_and_builds_by_name():
     assert draft_top_logprobs(build_trigger("msp+-margin")) == 2  # through a combination and an inversion
 
 
+def test_calibration_sweeps_only_the_declared_range():
+    """A gap is a probability difference: a threshold outside [0, 1] is refused wherever it comes from,
+    and calibration never proposes one (its sweep keeps the cuts the declaration allows)."""
+    from benchmarks.calibration import declared, pick_cut
+    from triggers import TriggerConfigError
+
+    with pytest.raises(TriggerConfigError, match="threshold"):
+        build_trigger("margin", threshold=1.5)
+    allowed = declared("margin", {})
+    assert allowed(0.4) and not allowed(-0.5)  # cut 0.4 → threshold 0.6; cut -0.5 → 1.5
+    none = {"text": "no", "costs": {}}
+    records = [{"id": str(i), "answers": ["x"], "closed_book": none, "rag": {"text": "x", "passage_ids": ["p"], "costs": {}},
+                "signals": {"margin": {"score": s, "fired": False, "costs": {}}}} for i, s in enumerate((0.1, 0.5, 0.9))]
+    unbounded, _ = pick_cut(records, "margin", "contains", None)  # retrieval helps everywhere: fire on all
+    assert unbounded < 0.1 and not allowed(unbounded)  # below every score: threshold above 1
+    bounded, _ = pick_cut(records, "margin", "contains", None, allowed)
+    assert allowed(bounded) and bounded == pytest.approx(0.3)
+
+
 def test_gaps_and_score_on_given_statistics():
     assert gaps([{"a": math.log(0.6), "b": math.log(0.3)}, {"a": 0.0}]) == pytest.approx([0.3, 1.0])
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from triggers.base import Signal, StepState, check_threshold
-from triggers.spec import TriggerSpec, complement, threshold_setting
+from corpora.settings import Setting
+from triggers.spec import TriggerSpec, complement
 
 DEFAULT_THRESHOLD = 0.2  # not calibrated (module docstring)
 
@@ -55,7 +56,8 @@ class Margin:
 
 SPECS = (
     TriggerSpec("margin", "free", Margin,
-                (threshold_setting(DEFAULT_THRESHOLD, "fire when the smallest top-1/top-2 probability gap is below this (not calibrated)"),),
+                (Setting("threshold", float, DEFAULT_THRESHOLD, "fire when the smallest top-1/top-2 probability gap is below this",
+                         range=(0.0, 1.0)),),
                 help="the smallest gap between the draft's top-1 and top-2 token probabilities (TARG)",
                 threshold_of=complement),
 )
