@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import arag_here
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "asks-for-number"
 # entry points of three broken plugins, installed as a bare dist-info folder (what pip writes)
@@ -71,20 +73,40 @@ def test_a_broken_plugin_is_one_line_and_exit_2(site, name, problem):
         with pytest.raises(Exception, match="clashes with the built-in trigger 'token-confidence'"):
             plugin_spec(name, frozenset({name}))
         return
-    done = _arag(site, "ask", "q?", "--trigger", f"never+{name}")
+    done = arag_here("ask", "q?", "--trigger", f"never+{name}")  # fails before a model loads: in this process
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and f"trigger plugin {name!r}" in done.stderr and problem in done.stderr
 
 
 def test_plugin_settings_are_checked_like_a_built_ins(site, tmp_path):
-    done = _arag(site, "ask", "q?", "--trigger", NAME, "--trigger-option", "colour=red")
+    done = arag_here("ask", "q?", "--trigger", NAME, "--trigger-option", "colour=red")
     assert done.returncode == 2 and f"{NAME} has no setting 'colour' ({NAME} takes: threshold, cues)" in done.stderr
-    done = _arag(site, "ask", "q?", "--trigger", NAME, "--trigger-option", "threshold=high")
+    done = arag_here("ask", "q?", "--trigger", NAME, "--trigger-option", "threshold=high")
     assert done.returncode == 2 and "threshold must be a finite number, got 'high'" in done.stderr
     cfg = tmp_path / "arag.toml"
     cfg.write_text(f"[triggers.{NAME}]\ncuez = 'what time'\n")
-    done = _arag(site, "ask", "q?", "--trigger", NAME, "--config", str(cfg))
+    done = arag_here("ask", "q?", "--trigger", NAME, "--config", str(cfg))
     assert done.returncode == 2 and f"{cfg}: [triggers.{NAME}] cuez: unknown key (did you mean 'cues'?" in done.stderr
+
+
+def test_a_plugin_is_a_cascade_member_and_a_learned_feature(site, tmp_path):
+    """Everything that builds triggers by name builds a plugin: a cascade's cheap member and a learned
+    model's feature, scored on real step states."""
+    from triggers import StepState
+    from triggers.registry import build_trigger
+
+    cascade = build_trigger(f"cascade:{NAME},question-length", band_lo=1.5, band_hi=2.0)
+    asks, other = StepState("How many moons does Mars have?"), StepState("Who wrote Hamlet?")
+    assert cascade.score(asks).details["decided_by"] == NAME  # its 1.0 is outside the band: the plugin decides
+    model = {"format": "arag-learned-trigger/1", "label": "helps", "intercept": -1.0, "threshold": 0.5,
+             "features": [{"signal": NAME, "settings": {"cues": "what percentage"}, "mean": 0.0, "scale": 1.0,
+                           "coefficient": 4.0, "train_min": 0.0, "train_max": 1.0}]}
+    path = tmp_path / "learned.json"
+    path.write_text(json.dumps(model))
+    learned = build_trigger(f"learned:{path}")
+    assert learned.members[NAME].cues == "what percentage"  # the feature's settings reach the plugin
+    assert learned.score(asks).fired and not learned.score(other).fired
+    assert learned.score(StepState("What percentage of Earth is water?")).fired
 
 
 def test_a_class_path_builds_without_installing(site):
@@ -173,5 +195,5 @@ def test_a_retriever_plugin_is_listed_and_built_over_the_corpus(site, tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(json.dumps({"id": "d0", "title": "Mars", "text": "Mars is the Red Planet."}) + "\n")
     assert open_retriever("plain-bm25", corpus=[str(corpus)]).retrieve("red planet", 1)[0].id == "d0"
-    done = _arag(site, "ask", "q?", "--retriever", "nope", "--corpus", str(corpus), "--trigger", "never")
+    done = arag_here("ask", "q?", "--retriever", "nope", "--corpus", str(corpus), "--trigger", "never")
     assert done.returncode == 2 and "unknown retriever kind 'nope' (use one of bm25, faiss, hybrid, elasticsearch, plain-bm25)" in done.stderr
