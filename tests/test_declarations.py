@@ -73,7 +73,7 @@ def test_the_docs_tables_are_generated_from_the_declarations():
     page = mkdocs_hooks.on_page_markdown("a\n<!-- settings: triggers -->\nb\n<!-- settings: trigger margin -->\n")
     for name in BUILTINS:
         assert f"| `{name}` | {get_spec(name).cost} |" in page
-    assert "| `threshold` | float | 0.2 |" in page and "<!--" not in page
+    assert "| `threshold` | float | 0.0057 |" in page and "<!--" not in page
     for doc in ("configuration.md", "retrievers.md"):
         assert "<!-- settings: " in (ROOT / "docs" / doc).read_text(encoding="utf-8")
 
