@@ -25,6 +25,7 @@ def corpus(tmp_path) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_model_by_hub_id_loads_from_the_offline_cache(tiny_hub_env, corpus):
     r = arag("ask", "capital of France", "--model", TINY_HUB_ID, "--corpus", str(corpus), "--trigger", "always",
              "--max-steps", "1", "--json", env=tiny_hub_env)

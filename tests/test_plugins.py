@@ -195,5 +195,11 @@ def test_a_retriever_plugin_is_listed_and_built_over_the_corpus(site, tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(json.dumps({"id": "d0", "title": "Mars", "text": "Mars is the Red Planet."}) + "\n")
     assert open_retriever("plain-bm25", corpus=[str(corpus)]).retrieve("red planet", 1)[0].id == "d0"
+    known = "unknown retriever kind 'nope' (use one of bm25, faiss, hybrid, elasticsearch, plain-bm25)"
     done = arag_here("ask", "q?", "--retriever", "nope", "--corpus", str(corpus), "--trigger", "never")
-    assert done.returncode == 2 and "unknown retriever kind 'nope' (use one of bm25, faiss, hybrid, elasticsearch, plain-bm25)" in done.stderr
+    assert done.returncode == 2 and known in done.stderr
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "q0", "question": "Which planet is red?", "answers": ["Mars"]}) + "\n")
+    bench = ["bench", "--questions", str(qa), "--corpus", str(corpus), "--policies", "never", "--out"]
+    done = arag_here(*bench, str(tmp_path / "nope"), "--retriever", "nope")  # the kind is checked as the retriever opens
+    assert done.returncode == 2 and known in done.stderr

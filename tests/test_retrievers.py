@@ -312,6 +312,7 @@ def test_hybrid_hnsw_fuses_by_rrf_and_reloads(small_docs, flat_index, tmp_path):
         loaded.retrieve(q, 0)
 
 
+@pytest.mark.slow
 def test_embedding_model_loads_from_its_wheel_and_leaves_the_environment_alone():
     """No hub access and no process-wide HF_HUB_OFFLINE: in a fresh interpreter without the offline
     variables and with the hub pointed at a closed port, the encoder loads, encodes, and the

@@ -9,9 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from rag.cli.common import (add_batch_size_arg, add_elasticsearch_args, add_model_args, add_trigger_options, finite_float,
-                            log_every, positive_int, show_progress)
-from retrievers.kinds import RETRIEVER_KINDS
+from rag.cli.common import (add_batch_size_arg, add_elasticsearch_args, add_model_args, add_retriever_arg, add_trigger_options,
+                            finite_float, log_every, positive_int, show_progress)
 
 DEFAULT_POLICIES = "never,always,token-confidence"
 
@@ -33,8 +32,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_policy_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("retrieval and triggers")
-    g.add_argument("--retriever", default=None, choices=RETRIEVER_KINDS,
-                   help="retriever kind (default: bm25; with --index, the index's own kind)")
+    add_retriever_arg(g)
     g.add_argument("--corpus", default=None, nargs="+", metavar="PATH",
                    help="own | union (a named set's passages, or every shared corpus; default: own when the set has "
                         "passages), or your corpus: JSONL(.gz) files or folders of .txt/.md")

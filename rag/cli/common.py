@@ -41,9 +41,7 @@ def add_retriever_args(p: argparse.ArgumentParser, corpus_flag: bool = True) -> 
     src.add_argument("--index", metavar="DIR", help="a saved index (from `arag index build`)")
     if corpus_flag:
         src.add_argument("--corpus", metavar="PATH", nargs="+", help="JSONL(.gz) files or folders of .txt/.md (default: the shipped demo corpus)")
-    g.add_argument("--retriever", default=None, metavar="KIND",
-                   help=f"retriever kind: {', '.join(RETRIEVER_KINDS)}, or a plugin's (`arag retrievers`; "
-                   "default: bm25; with --index, the index's own kind)")
+    add_retriever_arg(g)
     g.add_argument("--k", type=positive_int, default=3, help="passages per retrieval (default: 3)")
     add_elasticsearch_args(g, mode_help="Elasticsearch query: BM25, kNN over MiniLM vectors, or both fused with RRF")
 
@@ -236,6 +234,14 @@ def _check_learned_files(triggers: str) -> None:
 
 def show_progress() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def add_retriever_arg(group: argparse._ActionsContainer) -> None:
+    """``--retriever KIND``: a built-in kind or an installed plugin's, checked when the retriever opens
+    (before any model loads), so plugin kinds need no list here."""
+    group.add_argument("--retriever", default=None, metavar="KIND",
+                       help=f"retriever kind: {', '.join(RETRIEVER_KINDS)}, or a plugin's (`arag retrievers`; "
+                       "default: bm25; with --index, the index's own kind)")
 
 
 def build_pipeline(args: argparse.Namespace, lm: LanguageModel | None = None) -> Pipeline:
