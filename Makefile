@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: install
 	$(BIN)/arag ask "how many countries are a part of opec" --trigger token-confidence
 
+# --durations: where the time goes, in every CI log
 test: install
-	$(BIN)/python -m pytest -q --timeout=1200
+	$(BIN)/python -m pytest -q --timeout=1200 --durations=25
 
 # the tests not marked slow (`slow`: over ~10 s on this machine): a few minutes
 test-fast: install
