@@ -211,11 +211,11 @@ def retriever_options(args: argparse.Namespace) -> dict:
 
 
 def data_dir_for(args: argparse.Namespace):
-    """The shared data folder, which only a named set or the own/union corpora need."""
+    """The shared data folder, which only a named set needs: with your own questions the own/union
+    corpora are refused (`_retrieval_source`), and that error, not a missing data folder, is the one to show."""
     from benchmarks.datasets import resolve_data_dir
 
-    named_corpus = args.corpus is not None and len(args.corpus) == 1 and args.corpus[0] in ("own", "union")
-    if args.questions and not named_corpus and args.data_dir is None:
+    if args.questions and args.data_dir is None:
         return None
     return resolve_data_dir(args.data_dir)
 
