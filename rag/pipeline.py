@@ -11,6 +11,7 @@ from rag.loop import AdaptiveRAG, LoopConfig
 from rag.loop.trace import Answer
 from rag.models.hf_model import HFLanguageModel
 from rag.models.lm import LanguageModel
+from rag.models.shipped import gguf_path, is_shipped
 from retrievers.base import Retriever
 from triggers.base import Trigger
 
@@ -23,14 +24,19 @@ def check_concurrency(model: str | None, concurrency: int | None) -> None:
 
 
 def load_language_model(model: str | None, concurrency: int | None = None) -> LanguageModel:
-    """``default`` / None → the shipped SmolLM2; ``openai:BASE_URL/MODEL`` → an HTTP backend (``concurrency``:
-    requests in flight, default 16); else transformers."""
+    """``default`` / None / ``smollm2-135m`` → the shipped SmolLM2; ``gemma3-270m`` → the shipped Gemma GGUF
+    (rag/models/shipped.py); ``openai:BASE_URL/MODEL`` → an HTTP backend (``concurrency``: requests in
+    flight, default 16); else transformers (hub id, folder, GGUF file)."""
     check_concurrency(model, concurrency)
     if model and model.startswith("openai:"):
         from rag.models.openai_backend import DEFAULT_CONCURRENCY, OpenAICompatibleModel
 
         return OpenAICompatibleModel.from_spec(model, concurrency=concurrency or DEFAULT_CONCURRENCY)
-    return HFLanguageModel.load(None if model in (None, "default") else model)
+    if model in (None, "default", "smollm2-135m"):
+        return HFLanguageModel.load(None)
+    if is_shipped(model):
+        return HFLanguageModel.load(str(gguf_path(model)))
+    return HFLanguageModel.load(model)
 
 
 @dataclass

@@ -85,6 +85,24 @@ def es_tools() -> None:
         pytest.skip(problem)
 
 
+@pytest.fixture(scope="session")
+def llama_server():
+    """A real llama.cpp ``llama-server`` (benchmarks/llamacpp_server.py) on the shipped SmolLM2 GGUF, 4 slots,
+    started once per session. Elsewhere the ``llamacpp`` tests skip when it cannot be built or started; under
+    CI they fail."""
+    from benchmarks.llamacpp_server import LlamaCppError, LlamaServer
+
+    server = LlamaServer("smollm2-135m", parallel=4, threads=2)
+    try:
+        server.start()
+    except LlamaCppError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the llama.cpp tests: {exc}")
+        pytest.skip(f"llama.cpp server: {exc}")
+    yield server
+    server.stop()
+
+
 TINY_HUB_ID = "tiny-org/tiny-llama"
 
 

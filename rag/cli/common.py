@@ -63,8 +63,8 @@ def add_batch_size_arg(p: argparse._ActionsContainer) -> None:
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="hub id, local folder or .gguf file, or openai:BASE_URL/MODEL "
-                   "for an OpenAI-compatible server (default: SmolLM2-135M-Instruct from its wheel)")
+    p.add_argument("--model", default="default", help="smollm2-135m (the default, from its wheel), gemma3-270m, a hub id, "
+                   "local folder or .gguf file, or openai:BASE_URL/MODEL for an OpenAI-compatible server")
     p.add_argument("--concurrency", type=positive_int, default=None, metavar="N",
                    help="openai: models: requests in flight at once when many prompts are generated together (default: 16)")
 

@@ -40,7 +40,8 @@ class AdaptiveRAG:
 
     def __init__(self, lm: LanguageModel, retriever: Retriever | None, trigger: Trigger,
                  templates: PromptTemplates | None = None, config: LoopConfig | None = None) -> None:
-        self.stepper = Stepper(lm, retriever, trigger, templates or PromptTemplates(), config or LoopConfig())
+        self.stepper = Stepper(lm, retriever, trigger, templates or PromptTemplates.for_model(lm),
+                               config or LoopConfig())
         self.lm, self.retriever, self.trigger = lm, retriever, trigger
         self.templates, self.config = self.stepper.templates, self.stepper.config
 

@@ -4,7 +4,7 @@ wording. Change them only with a measurement on a dev slice (benchmarks)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from rag.models.lm import Prompt
 from retrievers.base import Passage
@@ -16,6 +16,13 @@ class PromptTemplates:
     with_passages: str = "Answer the question using the passages.\n\n{passages}\n\nQuestion: {question}\nAnswer:"
     passage: str = "{title}: {text}"
     max_passage_words: int = 150
+    stops: tuple[str, ...] = ()  # stop strings the template needs (a base model's next "Question:")
+
+    @classmethod
+    def for_model(cls, lm: Any) -> "PromptTemplates":
+        """The chat templates for an instruction-tuned model; `BASE_MODEL` for a model without a chat template
+        (``lm.chat`` False), which continues text instead of answering a user turn."""
+        return cls() if getattr(lm, "chat", True) else BASE_MODEL
 
     def format_passages(self, passages: Sequence[Passage]) -> str:
         out = []
@@ -31,3 +38,13 @@ class PromptTemplates:
         else:
             content = self.closed_book.format(question=question)
         return Prompt.user(content, prefix=prefix)
+
+
+# A base model (no chat template, e.g. Gemma-3-270M) completes text: it is shown one answered question and
+# stops at the next "Question:" it would write. With the chat wording it wrote "Question: … Answer:" again.
+ONE_SHOT = "Question: what is the capital of france\nAnswer: Paris\n\n"
+BASE_MODEL = PromptTemplates(
+    closed_book=ONE_SHOT + "Question: {question}\nAnswer:",
+    with_passages="{passages}\n\n" + ONE_SHOT + "Question: {question}\nAnswer:",
+    stops=("\nQuestion:",),
+)

@@ -198,4 +198,4 @@ class QuestionRun:
         return Answer(question=self.question, text=self.accepted.strip(), steps=self.steps, costs=self.costs,
                       pre_check=self.pre, pre_retrieval=self.pre_retrieval, pre_gate=self.pre_gate,
                       trigger=getattr(trigger, "name", type(trigger).__name__), stop_reason=self.stop_reason,
-                      stop_string=self.stop_hit)
+                      stop_string=self.stop_hit, backend=self.stepper.backend)

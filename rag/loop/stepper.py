@@ -38,6 +38,18 @@ class Stepper:
         self._native_step_end = accepts(lm.generate, "step_end")
         self._options = self._generate_options()
         self.gate = RelevanceGate(config.relevance_gate) if config.relevance_gate is not None else None
+        self.backend = self._backend()
+
+    def _backend(self) -> dict[str, Any] | None:
+        """An HTTP model's capabilities (asked once per model), for the trace; multi-step answers refused up
+        front on a server that cannot continue one, instead of failing at the second step."""
+        capabilities = getattr(self.lm, "capabilities", None)
+        if not callable(capabilities):
+            return None
+        caps = capabilities(continuation=self.config.max_steps > 1)
+        if caps.continuation is None and self.config.max_steps > 1:
+            raise UsageError(caps.missing_continuation(getattr(self.lm, "base_url", self.lm.name)))
+        return caps.to_dict()
 
     def _generate_options(self) -> dict[str, Any]:
         """Keyword arguments of ``lm.generate`` for a step, beyond the prompt and budget (drafts and samples)."""
@@ -81,8 +93,9 @@ class Stepper:
         return [self._cut(g) for g in gens]
 
     def stops(self) -> list[str] | None:
-        """Stop strings of a step: the config's and the caller's (which also end the answer)."""
-        return list(dict.fromkeys([*self.config.stops, *(s for s in self.config.answer_stops if s)])) or None
+        """Stop strings of a step: the config's, the template's and the caller's (which also end the answer)."""
+        return list(dict.fromkeys([*self.config.stops, *self.templates.stops,
+                                   *(s for s in self.config.answer_stops if s)])) or None
 
     def stream(self, feed: Sink) -> StepStream:
         """A stream of one step's text into ``feed`` that holds back what a stop or step end may still cut."""
@@ -91,7 +104,9 @@ class Stepper:
     def _cut(self, g: Generation) -> Generation:
         """End a step where the model could not end it itself (no ``step_end`` / ``stop_loops`` support)."""
         detok = getattr(self.lm, "detokenize", None) or "".join
-        if self.step_end is not None and not self._native_step_end and not g.finished and g.stop is None:
+        # a boundary before the end-of-sequence or a stop string ends the step there, as a model that checks
+        # per token would have stopped at it: the rest is the next step's (drafted again)
+        if self.step_end is not None and not self._native_step_end:
             end = self.step_end.end(g.text)
             if end is not None:
                 g = truncate(g, end, detok)

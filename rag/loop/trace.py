@@ -71,6 +71,7 @@ class Answer:
     stop_reason: str = ""
     stop_string: str | None = None  # the caller's stop string that ended the answer (stop_reason "stop string")
     pre_gate: dict[str, Any] | None = None  # the relevance gate's verdict on the question check's search
+    backend: dict[str, Any] | None = None  # an HTTP model's server capabilities (rag/models/http_capabilities.py)
 
     @property
     def nothing_relevant(self) -> bool:
@@ -114,4 +115,5 @@ class Answer:
             "costs": self.costs.to_dict(),
             "stop_reason": self.stop_reason,
             "stop_string": self.stop_string,
+            **({"backend": self.backend} if self.backend is not None else {}),
         }

@@ -169,11 +169,21 @@ class HFLanguageModel:
         if isinstance(prompt, str):
             prompt = Prompt.user(prompt)
         msgs = [{"role": r, "content": c} for r, c in prompt.messages]
-        if getattr(self.tokenizer, "chat_template", None):
+        if self.chat:
             text = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-        else:
-            text = "\n\n".join(c for _, c in prompt.messages) + "\n"
+        else:  # a base model continues the text itself: the answer follows "Answer:" (rag/loop/prompts.py BASE_MODEL)
+            text = (self.tokenizer.bos_token or "") * bool(self.add_bos) + "\n\n".join(c for _, c in prompt.messages)
         return text + prompt.prefix
+
+    @property
+    def chat(self) -> bool:
+        """Whether the model has a chat template (instruction-tuned); without one prompts are plain text."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    @property
+    def add_bos(self) -> bool:
+        """Whether the tokenizer starts a text with BOS (Gemma does; `encode` adds no special tokens itself)."""
+        return bool(getattr(self.tokenizer, "add_bos_token", False)) and self.tokenizer.bos_token is not None
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from rag.apps.server.errors import APIError
 from rag.apps.server.requests import Limits
 from rag.apps.server.service import ChatService
-from rag.models.openai_backend import OWNER
+from rag.models.http_capabilities import ARAG_OWNER as OWNER
 
 
 def service_of(request: Request) -> ChatService:

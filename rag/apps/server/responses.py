@@ -12,7 +12,7 @@ from typing import Any
 
 from rag.loop.trace import Answer
 from rag.models.lm import Generation
-from rag.models.openai_backend import OWNER
+from rag.models.http_capabilities import ARAG_OWNER as OWNER
 from rag.models.tokens import TokenBytes
 
 
