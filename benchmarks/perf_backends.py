@@ -8,10 +8,12 @@ same file behind a real llama-server (benchmarks/llamacpp_server.py, 4 slots) th
    decisions equal, steps per answer equal; wall time of each backend and their ratio.
 2. ``--multi`` multi-step prompts (``never``, up to 4 steps): steps per answer and step texts equal.
 3. Why answers differ where they do: the first generated token of every question prompt — same argmax?
-   how far apart are its log-probs? (in-process is fp32 on dequantised weights, llama.cpp runs its own
-   quantised kernels, so small differences are numerics, not the backend's handling.)
+   how far apart are its log-probs? In-process is float32 on the dequantised weights; llama.cpp runs its
+   own kernels on the quantised blocks. So the server runs twice: on the GGUF itself, and on its float32
+   copy (benchmarks/gguf_f32.py: the in-process model's very weights). What differs on the second is
+   the backend's handling; what differs only on the first is the quantised arithmetic.
 
-    .venv/bin/python -m benchmarks.perf_backends [--questions 64] [--multi 8] [--model smollm2-135m]
+    .venv/bin/python -m benchmarks.perf_backends [--questions 64] [--multi 8] [--model smollm2-135m] [--weights both]
 """
 from __future__ import annotations
 
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2-135m", help="a shipped model's short name or a GGUF path")
     ap.add_argument("--parallel", type=int, default=4, help="llama-server slots (default 4)")
     ap.add_argument("--batch-size", type=int, default=16, help="in-process questions decoded together (default 16)")
+    ap.add_argument("--weights", choices=("gguf", "f32", "both"), default="both",
+                    help="what llama-server serves: the GGUF, its float32 copy, or one after the other (default)")
     args = ap.parse_args(argv)
 
     from benchmarks.datasets import corpus_paths, load_dataset, resolve_data_dir
+    from benchmarks.gguf_f32 import f32_copy
     from benchmarks.llamacpp_server import LlamaServer
     from corpora.documents import load_documents
     from rag.loop import AdaptiveRAG, LoopConfig
@@ -84,14 +89,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(prompts)} multi-step prompts", flush=True)
     AdaptiveRAG(local, None, Never(), config=single).answer(questions[0])  # warm-up
     in_process, in_long, t_local = run(local, args.batch_size)
-    with LlamaServer(gguf, parallel=args.parallel, threads=os.cpu_count()) as server:
-        remote = OpenAICompatibleModel.from_spec(f"openai:{server.url}/{args.model}", concurrency=args.parallel)
-        AdaptiveRAG(remote, None, Never(), config=single).answer(questions[0])  # warm-up
-        served, served_long, t_http = run(remote, args.batch_size)
-        first = _first_tokens(local, remote, [AdaptiveRAG(local, None, Never()).step_prompt(q) for q in questions])
-        caps = remote.capabilities()
+    first_prompts = [AdaptiveRAG(local, None, Never()).step_prompt(q) for q in questions]
+    served_files = {"gguf": [gguf], "f32": [f32_copy(gguf)], "both": [gguf, f32_copy(gguf)]}[args.weights]
+    for weights in served_files:
+        with LlamaServer(weights, parallel=args.parallel, threads=os.cpu_count()) as server:
+            remote = OpenAICompatibleModel.from_spec(f"openai:{server.url}/{args.model}", concurrency=args.parallel)
+            AdaptiveRAG(remote, None, Never(), config=single).answer(questions[0])  # warm-up
+            served, served_long, t_http = run(remote, args.batch_size)
+            first = _first_tokens(local, remote, first_prompts)
+            caps = remote.capabilities()
+        print(f"\n== llama-server on {weights.name}: {caps.server}, continuation: {caps.continuation}, "
+              f"n per request <= {caps.max_n}")
+        _report(in_process, served, in_long, served_long, first, t_local, t_http)
+    return 0
 
-    print(f"server: {caps.server}, continuation: {caps.continuation}, n per request <= {caps.max_n}")
+
+def _report(in_process, served, in_long, served_long, first, t_local: float, t_http: float) -> None:
     print(f"{'policy':<18} {'answers equal':>16} {'decisions equal':>16} {'steps equal':>14}")
     for p in POLICIES:
         a, b = in_process[p], served[p]
@@ -104,11 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"multi-step (never, <= 4 steps): step counts equal {_pct(*steps)}, all step texts equal {_pct(*texts)}; "
           f"steps in-process {[len(x.steps) for x in in_long]}, served {[len(y.steps) for y in served_long]}")
     same_top, gaps = first
-    print(f"first generated token: same argmax {_pct(*same_top)}; |log-prob difference| median "
+    print(f"first generated token: same token {_pct(*same_top)}; |log-prob difference| median "
           f"{statistics.median(gaps):.4f}, max {max(gaps):.4f} nats")
     print(f"wall time: in-process {t_local:.1f} s, llama-server {t_http:.1f} s, ratio served/in-process "
-          f"{t_http / t_local:.2f}")
-    return 0
+          f"{t_http / t_local:.2f}", flush=True)
 
 
 def _first_tokens(local, remote, prompts) -> tuple[tuple[int, int], list[float]]:

@@ -202,3 +202,20 @@ def test_the_n_gram_ban_llama_cpp_lacks_is_applied_exactly(remote, default_lm):
     ended = remote.generate([Prompt.user("Write the word Paris ten times.", prefix="Paris Paris")], max_new_tokens=16)[0][0]
     assert ended.finished and len(ended.tokens) == len(default_lm.generate(
         [Prompt.user("Write the word Paris ten times.", prefix="Paris Paris")], max_new_tokens=16)[0][0].tokens)
+
+
+@pytest.fixture(scope="module")
+def gemma_server():
+    """The second shipped model family: Gemma-3-270M, a base model (its GGUF has no chat template)."""
+    with LlamaServer("gemma3-270m", parallel=1, threads=2) as server:
+        yield server
+
+
+def test_a_base_model_is_prompted_as_one_and_answers(gemma_server):
+    """llama-server reports its fallback chat template for a GGUF without one: the backend sees a base
+    model, the loop gives it the one-shot Question/Answer prompt and stops at its next "Question:"."""
+    lm = OpenAICompatibleModel.from_spec(f"openai:{gemma_server.url}/gemma")
+    assert lm.capabilities().chat is False and lm.render(Prompt.user("a", prefix="b")) == "ab"
+    answer = AdaptiveRAG(lm, None, Never(), config=LoopConfig(max_steps=3)).answer("what is the capital of france")
+    assert "Paris" in answer.text and "Question" not in answer.text
+    assert [s.text.strip() for s in answer.steps if s.text.strip()] == [answer.text]  # one line, then its stop

@@ -40,11 +40,15 @@ class PromptTemplates:
         return Prompt.user(content, prefix=prefix)
 
 
-# A base model (no chat template, e.g. Gemma-3-270M) completes text: it is shown one answered question and
-# stops at the next "Question:" it would write. With the chat wording it wrote "Question: … Answer:" again.
-ONE_SHOT = "Question: what is the capital of france\nAnswer: Paris\n\n"
+# A base model (no chat template, e.g. Gemma-3-270M) completes text: it is shown three answered questions
+# and stops at the next "Question:" it would write. With the chat wording it wrote "Question: … Answer:"
+# again; with one example it often copied that example's answer. Chosen on six demo questions
+# (docs/models.md), none of them among the examples.
+FEW_SHOT = ("Question: who wrote romeo and juliet\nAnswer: William Shakespeare\n\n"
+            "Question: what is the capital of japan\nAnswer: Tokyo\n\n"
+            "Question: how many legs does a spider have\nAnswer: eight\n\n")
 BASE_MODEL = PromptTemplates(
-    closed_book=ONE_SHOT + "Question: {question}\nAnswer:",
-    with_passages="{passages}\n\n" + ONE_SHOT + "Question: {question}\nAnswer:",
+    closed_book=FEW_SHOT + "Question: {question}\nAnswer:",
+    with_passages="{passages}\n\n" + FEW_SHOT + "Question: {question}\nAnswer:",
     stops=("\nQuestion:",),
 )

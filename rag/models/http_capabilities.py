@@ -29,6 +29,15 @@ RAW_PROMPT = "raw prompt"  # /v1/completions on the server's own rendering of th
 PREFILL = "assistant prefill"  # a final assistant message without the extension's fields is continued
 ROUTES = (CONTINUE_FINAL_MESSAGE, RAW_PROMPT, PREFILL)
 NOT_PROBED = "not probed"  # a server nothing has been continued on yet (asking costs two requests)
+# what llama-server reports as the chat template of a GGUF that has none (common/chat.cpp, CHATML_TEMPLATE_SRC):
+# such a model is a base model, and is prompted as the in-process model prompts one (plain text)
+LLAMA_CPP_FALLBACK_TEMPLATE = (
+    "{%- for message in messages -%}\n"
+    "  {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "  {{- '<|im_start|>assistant\n' -}}\n"
+    "{%- endif -%}")
 PROBE_QUESTION = "Count from 1 to 20, separated by commas."
 PROBE_PREFIX = "1, 2, 3, 4, 5, 6,"  # a continuation goes on with 7; a server that ignores the prefix starts at 1
 
@@ -41,6 +50,7 @@ class Capabilities:
     continuation: str | None  # one of ROUTES, or NOT_PROBED; None: answers cannot be continued (one step only)
     echoes_prefix: bool  # the reply starts with the continued prefix again (it is cut off here)
     max_n: int | None  # choices one request may ask for; None: no limit found
+    chat: bool = True  # the model has a chat template; False: a base model, prompted as plain text
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,8 +92,9 @@ def probe(server: Server) -> Capabilities:
                                        {"messages": [{"role": "user", "content": PROBE_QUESTION}]})
         except ModelError:
             rendered = {}
+        chat = props.get("chat_template") != LLAMA_CPP_FALLBACK_TEMPLATE
         if isinstance(rendered.get("prompt"), str):
-            return Capabilities("llama.cpp", RAW_PROMPT, False, max(1, props["total_slots"]))
+            return Capabilities("llama.cpp", RAW_PROMPT, False, max(1, props["total_slots"]), chat)
         return Capabilities("llama.cpp", NOT_PROBED, False, max(1, props["total_slots"]))
     return Capabilities("openai-compatible", NOT_PROBED, False, None)
 

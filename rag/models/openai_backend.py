@@ -152,10 +152,17 @@ class OpenAICompatibleModel:
                                                             probe_continuation(self))))
             return self._caps
 
+    @property
+    def chat(self) -> bool:
+        """Whether the served model has a chat template (llama.cpp says; other servers are taken to)."""
+        return self.capabilities().chat
+
     def render(self, prompt: PromptLike) -> str:
         """The prompt as text by the server's own chat template (llama.cpp's ``/apply-template``) plus the
         prefix: what the in-process model decodes from (``HFLanguageModel.render``)."""
         p = Prompt.user(prompt) if isinstance(prompt, str) else prompt
+        if not self.chat:  # a base model: plain text, as `HFLanguageModel.render` (the server adds BOS itself)
+            return "\n\n".join(c for _, c in p.messages) + p.prefix
         with self._caps_lock:
             text = self._rendered.get(p.messages)
         if text is None:
