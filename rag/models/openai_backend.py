@@ -23,7 +23,7 @@ import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from corpora.extras import require
@@ -31,24 +31,9 @@ from rag.models.http_capabilities import (CONTINUE_FINAL_MESSAGE, NOT_PROBED, RA
                                           max_n_from_error, probe, probe_continuation)
 from rag.models import llamacpp_native as native
 from rag.models.lm import Generation, ModelError, Prompt, PromptLike, Usage
-
-if TYPE_CHECKING:
-    import openai
+from rag.models.openai_replies import chunks, error_message, logprob_entries, stop_hit, topk_entropy
 
 DEFAULT_CONCURRENCY = 16  # requests in flight per model instance (`--concurrency`)
-
-
-def topk_entropy(top: dict[str, float], chosen: float | None = None) -> float:
-    """Lower bound on the entropy (nats) of a distribution known only by its top-k log-probs."""
-    lps = list(top.values())
-    if chosen is not None and not any(abs(chosen - lp) < 1e-12 for lp in lps):
-        lps.append(chosen)  # the sampled token may lie outside the top k
-    ps = [math.exp(lp) for lp in lps]
-    h = -sum(p * lp for p, lp in zip(ps, lps))
-    rest = 1.0 - sum(ps)
-    if rest > 1e-12:
-        h -= rest * math.log(rest)
-    return max(h, 0.0)
 
 
 class OpenAICompatibleModel:
@@ -113,7 +98,7 @@ class OpenAICompatibleModel:
         except openai.APIConnectionError as exc:
             raise ModelError(f"cannot reach {self.base_url}: {exc.__cause__ or exc}") from None
         except openai.APIStatusError as exc:
-            raise ModelError(f"{self.base_url}{path}: HTTP {exc.status_code}: {_error_message(exc)}") from None
+            raise ModelError(f"{self.base_url}{path}: HTTP {exc.status_code}: {error_message(exc)}") from None
         if not isinstance(data, (dict, list)):  # a list: llama.cpp's /completion with n > 1
             raise ModelError(f"{self.base_url}{path}: the response is not a JSON object")
         return data
@@ -195,7 +180,7 @@ class OpenAICompatibleModel:
                  if v != (1.0 if k == "repetition_penalty" else 0)}
         opts = (temperature, top_p, max_new_tokens, stop, top_logprobs, extra)
         units = [(i, k, None if seed is None else seed + first) for i in range(len(prompts))
-                 for first, k in _chunks(n, caps.max_n)]
+                 for first, k in chunks(n, caps.max_n)]
         if len(units) <= 1 or self.concurrency == 1:
             done = [self._generate_one(prompts[i], k, s, *opts) for i, k, s in units]
         else:
@@ -261,7 +246,7 @@ class OpenAICompatibleModel:
                 if limit is None or want <= limit:
                     raise
                 self._learn_max_n(limit)
-                for first, k in _chunks(want, limit):
+                for first, k in chunks(want, limit):
                     gens += self._generate_one(prompt, k, None if seed is None else seed + len(gens), temperature,
                                                top_p, max_new_tokens, stop, top_logprobs, extra)
                 return gens
@@ -318,7 +303,7 @@ class OpenAICompatibleModel:
         text = choice["text"] if isinstance(choice.get("text"), str) else (choice.get("message") or {}).get("content") or ""
         if prefix and self.capabilities().echoes_prefix and text.startswith(prefix):
             text = text[len(prefix):]  # the server returns the answer so far again (module docstring of http_capabilities)
-        content = _logprob_entries(choice.get("logprobs"))
+        content = logprob_entries(choice.get("logprobs"))
         if not content and text and not self._warned:
             warnings.warn(f"{self.base_url} returned no token log-probs: token-confidence triggers will see none",
                           stacklevel=3)
@@ -331,11 +316,11 @@ class OpenAICompatibleModel:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"{self.base_url}: malformed logprobs in the reply ({type(exc).__name__}: {exc})") from None
         finish = choice.get("finish_reason")
-        stop_hit = _stop_hit(choice, text, tokens, stop)
+        hit = stop_hit(choice, text, tokens, stop)
         return Generation(text=text, token_ids=ids, tokens=tokens, logprobs=lps,
                           entropies=[topk_entropy(t, lp) for t, lp in zip(tops, lps)],
-                          finished=finish == "stop" and stop_hit is None, prompt_tokens=prompt_tokens,
-                          approximate_entropy=True, stop=stop_hit, top_logprobs=tops)
+                          finished=finish == "stop" and hit is None, prompt_tokens=prompt_tokens,
+                          approximate_entropy=True, stop=hit, top_logprobs=tops)
 
     def _intern(self, token: str) -> int:
         """A stand-in id for a token string where the server sends none (OpenAI, vLLM): negative, so never a
@@ -359,7 +344,7 @@ class OpenAICompatibleModel:
         path, body = self._body(Prompt.user(user, prefix=prefix), 1, 0.0, 1.0, 1, None, None, 20, {})
         data = self._request("POST", path, body)
         self._count(1, int((data.get("usage") or {}).get("prompt_tokens") or 0), 0)
-        content = _logprob_entries((data.get("choices") or [{}])[0].get("logprobs"))
+        content = logprob_entries((data.get("choices") or [{}])[0].get("logprobs"))
         top: dict[str, float] = {}
         for t in (content[0].get("top_logprobs") or []) if content else []:
             key = str(t.get("token", "")).strip()
@@ -372,46 +357,3 @@ class OpenAICompatibleModel:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
         self._client.close()
-
-
-def _chunks(n: int, limit: int | None) -> list[tuple[int, int]]:
-    """``n`` choices as (first choice's index, count) requests of at most ``limit`` each."""
-    step = n if not limit else max(1, limit)
-    return [(first, min(step, n - first)) for first in range(0, n, step)]
-
-
-def _logprob_entries(logprobs: Any) -> list[dict[str, Any]]:
-    """Per-token entries ``{token, logprob, top_logprobs: [{token, logprob}], id?}`` from a chat reply's
-    ``logprobs.content`` (also llama.cpp's ``/v1/completions``) or the legacy completions format
-    (parallel ``tokens`` / ``token_logprobs`` / ``top_logprobs`` lists)."""
-    if not isinstance(logprobs, dict):
-        return []
-    if isinstance(logprobs.get("content"), list):
-        return logprobs["content"]
-    tokens, lps = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
-    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
-    return [{"token": t, "logprob": lp, "top_logprobs": [{"token": k, "logprob": v} for k, v in (top or {}).items()]}
-            for t, lp, top in zip(tokens, lps, tops)]
-
-
-def _error_message(exc: "openai.APIStatusError") -> str:
-    """The server's own message (OpenAI's ``{"error": {"message"}}``), else the start of its reply."""
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
-    return exc.response.text[:200]
-
-
-def _stop_hit(choice: dict, text: str, tokens: list[str], stop: Sequence[str] | None) -> str | None:
-    """Which stop string ended the choice: vLLM (and `arag serve`) say so in ``stop_reason``;
-    otherwise guess from the returned tokens running past the text."""
-    if choice.get("finish_reason") != "stop" or not stop:
-        return None
-    if "stop_reason" in choice:  # None there means end-of-sequence, not a stop string
-        reason = choice["stop_reason"]
-        return reason if isinstance(reason, str) else None
-    tail = "".join(tokens)[len(text):] if "".join(tokens).startswith(text) else ""
-    hits = [s for s in stop if s and tail.startswith(s)]
-    return max(hits, key=len) if hits else None
