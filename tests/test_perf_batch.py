@@ -15,13 +15,13 @@ from conftest import TINY_HUB_ID
 def test_perf_batch_smoke(tiny_hub_env, data_dir, tmp_path, repo_root):
     out = tmp_path / "perf.json"
     env = {**tiny_hub_env, "ARAG_DATA_DIR": str(data_dir)}
-    r = subprocess.run([sys.executable, "-m", "benchmarks.perf_batch", "--limit", "4", "--batch-sizes", "1,2",
+    r = subprocess.run([sys.executable, "-m", "benchmarks.perf_batch", "--limit", "2", "--batch-sizes", "1,2",
                         "--model", TINY_HUB_ID, "--out", str(out)], cwd=repo_root, env=env, capture_output=True,
                        text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "× sequential" in r.stdout
     figures = json.loads(out.read_text())
-    assert figures["questions"] == 4 and [b["batch"] for b in figures["batches"]] == [1, 2]
+    assert figures["questions"] == 2 and [b["batch"] for b in figures["batches"]] == [1, 2]
     for b in figures["batches"]:
         assert b["questions_per_s"] > 0 and b["vs_sequential"] > 0
         assert b["ceiling_prompts_per_s"] > 0 and b["peak_rss_mib"] > 0
