@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -187,7 +188,7 @@ class HFLanguageModel:
         """Whether the model has a chat template (instruction-tuned); without one prompts are plain text."""
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    @property
+    @cached_property
     def add_bos(self) -> bool:
         """Whether the tokenizer starts a text with BOS, as llama.cpp does for the same GGUF (Gemma: without it
         the model answered "eight" to every question); asked of the tokenizer itself, since `encode` adds no

@@ -27,7 +27,6 @@ ARAG_OWNER = "adaptive-rag"  # `owned_by` in an arag server's /v1/models
 CONTINUE_FINAL_MESSAGE = "continue_final_message"  # vLLM's extension: only the new text comes back
 RAW_PROMPT = "raw prompt"  # /v1/completions on the server's own rendering of the chat template + prefix
 PREFILL = "assistant prefill"  # a final assistant message without the extension's fields is continued
-ROUTES = (CONTINUE_FINAL_MESSAGE, RAW_PROMPT, PREFILL)
 NOT_PROBED = "not probed"  # a server nothing has been continued on yet (asking costs two requests)
 # what llama-server reports as the chat template of a GGUF that has none (common/chat.cpp, CHATML_TEMPLATE_SRC):
 # such a model is a base model, and is prompted as the in-process model prompts one (plain text)
@@ -47,7 +46,7 @@ class Capabilities:
     """One server's answers to the loop's needs (see the module docstring)."""
 
     server: str  # "arag", "llama.cpp" or "openai-compatible"
-    continuation: str | None  # one of ROUTES, or NOT_PROBED; None: answers cannot be continued (one step only)
+    continuation: str | None  # CONTINUE_FINAL_MESSAGE, RAW_PROMPT, PREFILL or NOT_PROBED; None: answers cannot be continued (one step only)
     echoes_prefix: bool  # the reply starts with the continued prefix again (it is cut off here)
     max_n: int | None  # choices one request may ask for; None: no limit found
     chat: bool = True  # the model has a chat template; False: a base model, prompted as plain text

@@ -37,9 +37,10 @@ DEFAULT_CONCURRENCY = 16  # requests in flight per model instance (`--concurrenc
 
 
 class OpenAICompatibleModel:
-    """``generate`` sends one chat completion per prompt (``n`` samples in that call) with
-    ``logprobs: true``; a prompt's ``prefix`` is sent as a final assistant message with vLLM's
-    ``continue_final_message`` so the server continues it."""
+    """``generate`` sends one request per prompt (``n`` samples in it, up to the server's limit) with token
+    log-probs, by the route the server's capabilities name (rag/models/http_capabilities.py): a chat
+    completion whose ``prefix`` is a final assistant message (vLLM's ``continue_final_message``, or a bare
+    prefill), or on llama.cpp the raw prompt on its native ``/completion`` (rag/models/llamacpp_native.py)."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300.0,
                  top_logprobs: int = 5, concurrency: int = DEFAULT_CONCURRENCY, max_retries: int = 2) -> None:
@@ -246,7 +247,7 @@ class OpenAICompatibleModel:
                 if limit is None or want <= limit:
                     raise
                 self._learn_max_n(limit)
-                for first, k in chunks(want, limit):
+                for _, k in chunks(want, limit):
                     gens += self._generate_one(prompt, k, None if seed is None else seed + len(gens), temperature,
                                                top_p, max_new_tokens, stop, top_logprobs, extra)
                 return gens
