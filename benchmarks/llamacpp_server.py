@@ -18,6 +18,7 @@ The model defaults to the shipped SmolLM2-135M GGUF; `--model` also takes a shor
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
 import os
 import shutil
@@ -171,6 +172,17 @@ def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 120.0) 
     raise LlamaCppError(f"llama-server did not answer {url}/health within {timeout:.0f} s")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux), so a killed test run leaves no server.
+
+    The server runs in its own session (a Ctrl-C in the terminal is the parent's to handle), which also means
+    nothing else would stop it if the parent is killed with SIGKILL or a timeout.
+    """
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class LlamaServer:
     """A llama-server child process (`start`/`stop`, or a context manager); ``url`` ends in ``/v1``."""
 
@@ -195,7 +207,8 @@ class LlamaServer:
         binary = build()
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(server_command(binary, self.model, self.port, self.parallel, threads=self.threads),
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         try:
             wait_ready(self.root, self.proc, timeout)
         except LlamaCppError:

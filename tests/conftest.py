@@ -138,6 +138,13 @@ def tiny_hub_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_hub_home) -> Path:
+    """The tiny hub model's snapshot folder: what ``--model`` takes in this process, where the hub cache's
+    location was fixed at import (a hub id is tested in a subprocess with ``tiny_hub_env``)."""
+    return next((tiny_hub_home / "hub").glob("models--*/snapshots/*"))
+
+
 @pytest.fixture
 def tiny_hub_env(tiny_hub_home, monkeypatch) -> dict[str, str]:
     """This process and its children see the tiny hub cache, offline (as a user without network would)."""
@@ -171,14 +178,39 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 
 
 # -- `arag` in this process ------------------------------------------------------------------------
-def arag_here(*args: str) -> subprocess.CompletedProcess:
-    """`arag` in this process, for errors raised before any model loads: the same exit code and stderr as
-    the process gives (argparse's exit included), without its ~3 s of imports. An exception that escapes
-    `main` fails the test, as a traceback would."""
+@contextlib.contextmanager
+def _default_model_is(lm):
+    """While open, `load_language_model` gives ``lm`` for the default model (nothing changes when ``lm`` is None)."""
+    if lm is None:
+        yield
+        return
+    from unittest import mock
+
+    import rag.pipeline
+
+    loader = rag.pipeline.load_language_model
+
+    def load(model, concurrency=None):
+        return lm if model in (None, "default", "smollm2-135m") else loader(model, concurrency)
+
+    with mock.patch.object(rag.pipeline, "load_language_model", load):
+        yield
+
+
+def arag_here(*args: str, default_lm=None) -> subprocess.CompletedProcess:
+    """`arag` in this process: the same exit code, stdout and stderr as the process gives (argparse's exit
+    included), without its ~5 s of imports. An exception that escapes `main` fails the test, as a traceback
+    would. With ``default_lm`` (the session's model) a command that loads the default model gets that
+    already-loaded instance, the very weights a fresh process would load: for runs where the command's own
+    code, not the process around it, is under test. A separate process is still what tests a kill or a
+    fresh environment."""
     from rag.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    from unittest import mock
+
+    with _default_model_is(default_lm), mock.patch("sys.argv", ["arag", *args]), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
         try:
             code = main(list(args))
         except SystemExit as exc:

@@ -1,15 +1,15 @@
 """`arag ask --questions FILE --out FILE`: one JSON line per question, resumable, bad input → exit 2.
-Runs the CLI on the tiny hub model (tests/conftest.py) so that each call takes seconds."""
+Runs the CLI in this process on the tiny model's folder (tests/conftest.py), so that each call takes a
+second; a kill mid-line is a cut-off last line, as a killed writer leaves it."""
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY_HUB_ID
+from conftest import arag_here
 
 QUESTIONS = ["how many countries are a part of opec", "what is the capital of france", "where is lyon"]
 
@@ -27,10 +27,8 @@ def files(tmp_path) -> tuple[Path, Path]:
     return corpus, questions
 
 
-def ask(env: dict, corpus: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "rag.cli", "ask", "--model", TINY_HUB_ID, "--corpus", str(corpus), "--trigger", "always",
-           "--max-steps", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+def ask(model: Path, corpus: Path, *args: str) -> subprocess.CompletedProcess:
+    return arag_here("ask", "--model", str(model), "--corpus", str(corpus), "--trigger", "always", "--max-steps", "2", *args)
 
 
 def lines(path: Path) -> list[dict]:
@@ -38,21 +36,21 @@ def lines(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_answers_every_question_and_resumes_after_a_kill(tiny_hub_env, files, tmp_path):
+def test_answers_every_question_and_resumes_after_a_kill(tiny_model_dir, files, tmp_path):
     corpus, questions = files
     out = tmp_path / "answers.jsonl"
-    r = ask(tiny_hub_env, corpus, "--questions", str(questions), "--out", str(out), "--batch-size", "2")
+    r = ask(tiny_model_dir, corpus, "--questions", str(questions), "--out", str(out), "--batch-size", "2")
     assert r.returncode == 0, r.stderr
     first = {rec["id"]: rec for rec in lines(out)}
     assert set(first) == {"a", "q:1", "c"}
-    one = ask(tiny_hub_env, corpus, QUESTIONS[0], "--json")
+    one = ask(tiny_model_dir, corpus, QUESTIONS[0], "--json")
     assert {k for k in first["a"] if k != "id"} == set(json.loads(one.stdout))  # the --json object plus the id
     assert first["a"]["answer"] == json.loads(one.stdout)["answer"]  # batched answers equal one-by-one ones
     assert first["a"]["question"] == QUESTIONS[0] and first["a"]["steps"][0]["passage_ids"]
 
     # a kill mid-line: one answer kept, the next cut short; the rerun drops the stub and answers the rest once
     out.write_text(json.dumps(first["a"]) + "\n" + json.dumps(first["c"])[:40], encoding="utf-8")
-    r = ask(tiny_hub_env, corpus, "--questions", str(questions), "--out", str(out), "--no-progress")
+    r = ask(tiny_model_dir, corpus, "--questions", str(questions), "--out", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "2 answered, 1 already" in r.stderr
     again = lines(out)
@@ -65,10 +63,10 @@ def test_answers_every_question_and_resumes_after_a_kill(tiny_hub_env, files, tm
     ('{"question": "ok"}\n{"id": 1}\n', "q.jsonl:2: missing field 'question'"),
     ('{"id": 1, "question": "a"}\n{"id": 1, "question": "b"}\n', "q.jsonl:2: duplicate id"),
 ])
-def test_a_bad_questions_line_names_file_and_line(tiny_hub_env, files, tmp_path, content, needle):
+def test_a_bad_questions_line_names_file_and_line(tiny_model_dir, files, tmp_path, content, needle):
     corpus, questions = files
     questions.write_text(content)
-    r = ask(tiny_hub_env, corpus, "--questions", str(questions), "--out", str(tmp_path / "o.jsonl"))
+    r = ask(tiny_model_dir, corpus, "--questions", str(questions), "--out", str(tmp_path / "o.jsonl"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert needle in r.stderr, r.stderr
 
@@ -81,9 +79,9 @@ def test_a_bad_questions_line_names_file_and_line(tiny_hub_env, files, tmp_path,
     (("--questions", "{q}", "--out", "{q}", "--batch-size", "0"), "--batch-size"),
     (("--questions", "{q}", "--out", "{dir}"), "is a folder"),
 ])
-def test_bad_ask_many_arguments(tiny_hub_env, files, tmp_path, args, needle):
+def test_bad_ask_many_arguments(tiny_model_dir, files, tmp_path, args, needle):
     corpus, questions = files
     args = tuple(a.format(q=questions, dir=tmp_path) for a in args)
-    r = ask(tiny_hub_env, corpus, *args)
+    r = ask(tiny_model_dir, corpus, *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert needle in r.stderr, r.stderr

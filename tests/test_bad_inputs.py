@@ -3,13 +3,11 @@ stderr and exit 2 now (most stop before any model loads, so these tests are fast
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY_HUB_ID
+from conftest import arag_here
 from rag.cli import main
 
 
@@ -175,8 +173,7 @@ def test_prompt_longer_than_the_context_is_refused_before_decoding(tiny_hub_home
     assert lm.generate(["physics"], max_new_tokens=2)[0][0].prompt_tokens < 4096
 
 
-def test_cli_refuses_an_over_long_question(tiny_hub_env, tmp_path, corpus):
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "physics " * 5000, "--model", TINY_HUB_ID, "--corpus",
-                        str(corpus), "--trigger", "never"], capture_output=True, text=True, env=tiny_hub_env, timeout=600)
+def test_cli_refuses_an_over_long_question(tiny_model_dir, tmp_path, corpus):
+    r = arag_here("ask", "physics " * 5000, "--model", str(tiny_model_dir), "--corpus", str(corpus), "--trigger", "never")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "longer than the model's context of 4,096 tokens" in r.stderr and r.stderr.count("\n") == 1

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
+
+from conftest import arag_here
 
 POLICIES = ("never", "always", "token-confidence", "quco")
 LIMIT = 1  # questions in the end-to-end run (the 1st already answers in three steps)
@@ -38,19 +37,18 @@ def test_step_rows_count_later_firings_and_non_finite_scores():
 
 
 @pytest.mark.slow
-def test_multi_step_bench_on_hotpotqa_writes_results_summary_and_report(data_dir, repo_root, tmp_path):
-    """The documented command, as a user runs it (QuCo on its default demo index), three steps at most,
-    every policy run for real, on the first HotpotQA question: with the default model `always` answers
-    the 1st in three steps (docs/benchmarks/hotpotqa_dev_distractor_500-ms3-60), so
-    mid-answer retrieval shows in a few questions."""
+def test_multi_step_bench_on_hotpotqa_writes_results_summary_and_report(data_dir, default_lm, tmp_path):
+    """The documented command (QuCo on its default demo index), three steps at most, every policy run for
+    real, on the first HotpotQA question: with the default model `always` answers the 1st in three steps
+    (docs/benchmarks/hotpotqa_dev_distractor_500-ms3-60), so mid-answer retrieval shows. In this process,
+    on the session's model: the command's code is under test, not the process around it."""
     from benchmarks.runner import read_results
     from corpora.jsonfloat import read_float
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "rag.cli", "bench", "--dataset", "hotpotqa_dev_distractor_500", "--limit", str(LIMIT),
-           "--max-steps", "3", "--policies", ",".join(POLICIES), "--out", str(out), "--no-progress"]
-    env = {**os.environ, "ARAG_DATA_DIR": str(data_dir)}
-    done = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True, timeout=5400)
+    done = arag_here("bench", "--dataset", "hotpotqa_dev_distractor_500", "--limit", str(LIMIT), "--max-steps", "3",
+                     "--policies", ",".join(POLICIES), "--out", str(out), "--data-dir", str(data_dir), "--no-progress",
+                     default_lm=default_lm)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("results.jsonl", "summary.csv", "summary.json", "REPORT.md", "run.json"):
         assert (out / name).stat().st_size > 0, name
@@ -82,7 +80,7 @@ def test_multi_step_bench_on_hotpotqa_writes_results_summary_and_report(data_dir
 COMMITTED_RUN = "docs/benchmarks/hotpotqa_dev_distractor_500-ms3-60"  # the multi-step benchmark of docs/benchmarks.md
 
 
-def test_report_only_rebuilds_the_committed_multi_step_run(tmp_path, repo_root, data_dir):
+def test_report_only_rebuilds_the_committed_multi_step_run(tmp_path, repo_root, data_dir, monkeypatch):
     """The docs' multi-step table (docs/benchmarks.md) is what `--report-only` derives from the committed results, Steps table included."""
     import shutil
 
@@ -92,10 +90,10 @@ def test_report_only_rebuilds_the_committed_multi_step_run(tmp_path, repo_root, 
     (out / "summary.json").unlink()
     (out / "REPORT.md").unlink()
     cfg = json.loads((out / "run.json").read_text(encoding="utf-8"))["config"]
-    cmd = [sys.executable, "-m", "rag.cli", "bench", "--report-only", "--dataset", cfg["dataset"], "--limit", "60",
-           "--max-steps", str(cfg["max_steps"]), "--policies", ",".join(cfg["policies"]),
-           "--corpus-index", cfg["trigger_options"]["corpus_index"], "--out", str(out), "--data-dir", str(data_dir)]
-    done = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    monkeypatch.chdir(repo_root)  # the run's corpus index is named relative to the repository
+    done = arag_here("bench", "--report-only", "--dataset", cfg["dataset"], "--limit", "60", "--max-steps",
+                     str(cfg["max_steps"]), "--policies", ",".join(cfg["policies"]), "--corpus-index",
+                     cfg["trigger_options"]["corpus_index"], "--out", str(out), "--data-dir", str(data_dir))
     assert done.returncode == 0, done.stderr[-2000:]
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert s["steps"] == committed["steps"]

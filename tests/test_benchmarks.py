@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import arag_here
 from benchmarks.metrics import contains, exact_match, normalize_answer, prr, rejection_area, roc_auc, token_f1
 
 
@@ -227,9 +228,11 @@ def test_report_only_rebuilds_the_committed_run_without_the_model(tmp_path, repo
         (out / name).unlink(missing_ok=True)
     cfg = json.loads((out / "run.json").read_text(encoding="utf-8"))["config"]
     n = (out / "results.jsonl").read_text(encoding="utf-8").count("\n")
-    cmd = [sys.executable, "-m", "rag.cli", "bench", "--report-only", "--dataset", cfg["dataset"], "--limit", str(n),
-           "--policies", ",".join(cfg["policies"]), "--out", str(out), "--data-dir", str(data_dir)]
-    done = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600)
+    from unittest import mock
+
+    with mock.patch("rag.pipeline.load_language_model", side_effect=AssertionError("--report-only loaded a model")):
+        done = arag_here("bench", "--report-only", "--dataset", cfg["dataset"], "--limit", str(n), "--policies",
+                         ",".join(cfg["policies"]), "--out", str(out), "--data-dir", str(data_dir))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "random at this rate" in done.stdout and "oracle at this rate" in done.stdout
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -302,8 +305,9 @@ def _bench_cmd(out: Path, limit: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory, data_dir, repo_root):
-    """A 5-question `arag bench` killed after 2 questions, then resumed to the end."""
+def bench_run(tmp_path_factory, data_dir, repo_root, default_lm):
+    """A 5-question `arag bench` killed after 2 questions, then resumed to the end (the same command, in this
+    process on the session's model: the resume is the command's code, the kill needed a process)."""
     out = tmp_path_factory.mktemp("bench") / "run"
     env = {**os.environ, "ARAG_DATA_DIR": str(data_dir)}
     proc = subprocess.Popen(_bench_cmd(out, 5), cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -316,7 +320,7 @@ def bench_run(tmp_path_factory, data_dir, repo_root):
         time.sleep(0.2)
     proc.wait()
     killed_at = results.read_text(encoding="utf-8").count("\n")
-    done = subprocess.run(_bench_cmd(out, 5), cwd=repo_root, env=env, capture_output=True, text=True, timeout=900)
+    done = arag_here(*_bench_cmd(out, 5)[3:], "--data-dir", str(data_dir), default_lm=default_lm)
     assert done.returncode == 0, done.stderr[-2000:]
     return out, killed_at, done.stdout
 

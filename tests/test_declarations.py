@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import arag_here
 from corpora.settings import Setting, SettingError
 from triggers.registry import BUILTINS, get_spec
 
@@ -58,7 +59,7 @@ def test_a_setting_checks_type_range_and_choices():
     (["retrievers", "show", "bm25"], ["k1", "between 0.0 and 1.0"]),
 ])
 def test_listings(command, needles):
-    done = subprocess.run([sys.executable, "-m", "rag.cli", *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = arag_here(*command)
     assert done.returncode == 0, done.stderr
     for needle in needles:
         assert needle in done.stdout, needle

@@ -8,7 +8,8 @@ a table whose rows come from several run folders has one comment per folder, one
     nq_open | never | sets/nq_open/never_ci | pct1
     -->
 
-Each line: the row (the table's first cell, exactly), the column (its header, exactly), the key path
+Each line: the row (the table's first cell, exactly, or its first two cells as ``first · second`` where
+the first repeats, e.g. one set run with several models), the column (its header, exactly), the key path
 in the JSON file (``/``-separated; ``name=value`` picks the element of a list whose ``name`` is
 ``value``; a number indexes a list) and the format the page writes the number in. The test formats
 the JSON value and requires it in that cell, so an edited number on the page, or a rerun that moved
@@ -99,7 +100,9 @@ def table_before(text: str, pos: int) -> tuple[list[str], dict[str, list[str]]]:
     rows = {}
     for line in table[2:]:
         cells = _cells(line)
-        rows[cells[0]] = cells
+        rows.setdefault(cells[0], cells)  # the first row of that name
+        if len(cells) > 1:
+            rows[f"{cells[0]} · {cells[1]}"] = cells  # a row named by its first two cells (one set, several models)
     return header, rows
 
 

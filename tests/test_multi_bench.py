@@ -1,10 +1,10 @@
 """`arag bench --dataset a,b`: each set in its own resumable sub-folder, one gain table and a heatmap
-(a tiny random model from a local hub cache: this tests the machinery, not the model)."""
+(a tiny random model's folder, in this process: this tests the machinery, not the model)."""
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from unittest import mock
 
 import pytest
 
@@ -15,19 +15,17 @@ SETS = ("flashrag_toy", "nq_open_oracle")
 POLICIES = "never,always,token-confidence,question-length"
 
 
-def _bench(out, limit: int, env: dict, data_dir, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "rag.cli", "bench", "--dataset", ",".join(SETS), "--limit", str(limit), "--policies", POLICIES,
-           "--model", "tiny-org/tiny-llama", "--out", str(out), "--data-dir", str(data_dir), "--no-progress", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+def _bench(out, limit: int, model, data_dir, *extra: str) -> subprocess.CompletedProcess:
+    return arag_here("bench", "--dataset", ",".join(SETS), "--limit", str(limit), "--policies", POLICIES, "--model", str(model),
+                     "--out", str(out), "--data-dir", str(data_dir), "--no-progress", *extra)
 
 
 @pytest.mark.slow
-def test_two_sets_run_into_sub_folders_resume_and_share_one_table(tiny_hub_env, tmp_path, data_dir, repo_root):
+def test_two_sets_run_into_sub_folders_resume_and_share_one_table(tiny_model_dir, tmp_path, data_dir):
     out = tmp_path / "multi"
-    env = {**tiny_hub_env, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
-    first = _bench(out, 2, env, data_dir)
+    first = _bench(out, 2, tiny_model_dir, data_dir)
     assert first.returncode == 0, first.stderr[-2000:]
-    second = _bench(out, 3, env, data_dir)  # resumes: one more question per set, nothing recomputed
+    second = _bench(out, 3, tiny_model_dir, data_dir)  # resumes: one more question per set, nothing recomputed
     assert second.returncode == 0, second.stderr[-2000:]
     for name in SETS:
         ids = [json.loads(line)["id"] for line in (out / name / "results.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -47,9 +45,10 @@ def test_two_sets_run_into_sub_folders_resume_and_share_one_table(tiny_hub_env, 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     assert "| token-confidence (gain) | question-length (gain) |" in report and "| nq_open_oracle | 3 |" in report and "gain_heatmap.png" in report and "--dataset flashrag_toy,nq_open_oracle" in report
     assert "| never (accuracy) |" in second.stdout and "| flashrag_toy | 3 |" in second.stdout
-    # the report alone, without the model
+    # the report alone: no model is loaded
     (out / "summary.json").unlink()
-    again = _bench(out, 3, {**env, "HF_HOME": str(tmp_path / "no-models")}, data_dir, "--report-only")
+    with mock.patch("rag.pipeline.load_language_model", side_effect=AssertionError("--report-only loaded a model")):
+        again = _bench(out, 3, tiny_model_dir, data_dir, "--report-only")
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["sets"] == summary["sets"]
 

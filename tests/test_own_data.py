@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_HUB_ID
+from conftest import TINY_HUB_ID, arag_here
 
 
 def arag(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -42,14 +42,16 @@ def test_tokenizer_by_hub_id_for_a_corpus_index(tiny_hub_env, corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_own_qa_file_benchmarks_and_calibrates_against_a_user_corpus(tiny_hub_env, data_dir, tmp_path):
+def test_own_qa_file_benchmarks_and_calibrates_against_a_user_corpus(tiny_model_dir, data_dir, tmp_path):
     """FlashRAG's quick-start questions (``id``/``question``/``golden_answers``) and passages
-    (``contents``), one command each; a second `bench` resumes (nothing re-run), `calibrate` reuses it."""
+    (``contents``), one command each; a second `bench` resumes (nothing re-run), `calibrate` reuses it.
+    In this process, on the tiny model's folder (a hub id loads in its own test above)."""
     toy = data_dir / "flashrag_toy"
     out = tmp_path / "run"
+    model = str(tiny_model_dir)
     bench = ("bench", "--questions", str(toy / "nq_test.jsonl"), "--corpus", str(toy / "sample_data.jsonl"),
-             "--model", TINY_HUB_ID, "--limit", "6", "--policies", "never,always,token-confidence", "--out", str(out))
-    r = arag(*bench, env=tiny_hub_env)
+             "--model", model, "--limit", "6", "--policies", "never,always,token-confidence", "--out", str(out))
+    r = arag_here(*bench)
     assert r.returncode == 0, r.stderr
     assert "| token-confidence |" in r.stdout
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
@@ -59,12 +61,12 @@ def test_own_qa_file_benchmarks_and_calibrates_against_a_user_corpus(tiny_hub_en
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     assert "# Benchmark: nq_test" in report and "`sample_data.jsonl`" in report
     assert (out / "accuracy_vs_retrieval.png").read_bytes()[:4] == b"\x89PNG"
-    again = arag(*bench, env=tiny_hub_env)  # resume: every question is done, only the report is rebuilt
+    again = arag_here(*bench)  # resume: every question is done, only the report is rebuilt
     assert again.returncode == 0, again.stderr
     assert (out / "results.jsonl").read_text(encoding="utf-8").splitlines() == lines
     cfg = tmp_path / "arag.toml"
-    cal = arag("calibrate", "--trigger", "token-confidence", *bench[1:7], "--model", TINY_HUB_ID, "--limit", "6",
-               "--out", str(tmp_path / "cal"), "--write-config", str(cfg), env=tiny_hub_env)
+    cal = arag_here("calibrate", "--trigger", "token-confidence", *bench[1:7], "--model", model, "--limit", "6",
+                    "--out", str(tmp_path / "cal"), "--write-config", str(cfg))
     assert cal.returncode == 0, cal.stderr
     assert "held-out (3)" in cal.stdout and "threshold" in cfg.read_text(encoding="utf-8")
 

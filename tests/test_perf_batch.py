@@ -3,8 +3,6 @@ real measurement is the 64-question run its docstring names, on an idle machine)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -12,14 +10,14 @@ from conftest import TINY_HUB_ID
 
 
 @pytest.mark.slow
-def test_perf_batch_smoke(tiny_hub_env, data_dir, tmp_path, repo_root):
+def test_perf_batch_smoke(tiny_hub_env, data_dir, tmp_path, monkeypatch, capsys):
+    """Its main in this process (it only orchestrates); each configuration in its own process, as measured."""
+    from benchmarks.perf_batch import main
+
     out = tmp_path / "perf.json"
-    env = {**tiny_hub_env, "ARAG_DATA_DIR": str(data_dir)}
-    r = subprocess.run([sys.executable, "-m", "benchmarks.perf_batch", "--limit", "2", "--batch-sizes", "1,2",
-                        "--model", TINY_HUB_ID, "--out", str(out)], cwd=repo_root, env=env, capture_output=True,
-                       text=True, timeout=1200)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "× sequential" in r.stdout
+    monkeypatch.setenv("ARAG_DATA_DIR", str(data_dir))  # the children inherit this process's environment
+    main(["--limit", "2", "--batch-sizes", "1,2", "--model", TINY_HUB_ID, "--out", str(out)])
+    assert "× sequential" in capsys.readouterr().out
     figures = json.loads(out.read_text())
     assert figures["questions"] == 2 and [b["batch"] for b in figures["batches"]] == [1, 2]
     for b in figures["batches"]:
@@ -30,10 +28,12 @@ def test_perf_batch_smoke(tiny_hub_env, data_dir, tmp_path, repo_root):
     assert figures["batches"][0]["same_decisions"] == 1.0  # batch 1 decodes exactly as `answer` does
 
 
-def test_perf_batch_rejects_bad_batch_sizes(repo_root):
-    r = subprocess.run([sys.executable, "-m", "benchmarks.perf_batch", "--batch-sizes", "4,x"], cwd=repo_root,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "--batch-sizes" in r.stderr and "Traceback" not in r.stderr
+def test_perf_batch_rejects_bad_batch_sizes():
+    from benchmarks.perf_batch import main
+
+    with pytest.raises(SystemExit, match="--batch-sizes must be comma-separated integers") as exc:
+        main(["--batch-sizes", "4,x"])
+    assert exc.value.code != 0  # a message: Python prints it on stderr, exit status 1, no traceback
 
 
 def test_perf_bench_batch_compares_the_figures_batching_must_not_change():

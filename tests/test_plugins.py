@@ -119,12 +119,13 @@ def test_a_class_path_builds_without_installing(site):
 
 
 @pytest.mark.slow
-def test_plugin_from_the_cli_with_a_config_table(site, tmp_path):
-    """`arag ask --trigger PLUGIN` with its config table; the broken plugins beside it change nothing."""
+def test_plugin_from_the_cli_with_a_config_table(site, tmp_path, default_lm):
+    """`arag ask --trigger PLUGIN` with its config table; the broken plugins beside it change nothing (in this
+    process, on the session's model; a fresh process finds the plugins in the listing test)."""
     cfg = tmp_path / "arag.toml"
     cfg.write_text(f"[triggers.{NAME}]\ncues = 'which planet'\n")
-    done = _arag(site, "ask", "Which planet is known as the Red Planet?", "--trigger", NAME, "--config", str(cfg),
-                 "--max-steps", "1", "--json")
+    done = arag_here("ask", "Which planet is known as the Red Planet?", "--trigger", NAME, "--config", str(cfg),
+                     "--max-steps", "1", "--json", default_lm=default_lm)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["retrieved"] and out["steps"][0]["signal"]["details"]["cue"] == "which planet"

@@ -4,8 +4,6 @@ BM25, the tiny random model for loop mechanics and the default model for the dem
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -120,22 +118,17 @@ def test_inverted_and_all_of_decide_on_a_real_search(tiny_lm, bm25):
 
 
 @pytest.mark.slow
-def test_config_file_and_cli_flags(tmp_path, tiny_hub_env):
-    from tests.conftest import TINY_HUB_ID
-
+def test_config_file_and_cli_flags(tmp_path, tiny_model_dir):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in DOCS))
     cfg = tmp_path / "arag.toml"
     cfg.write_text("[loop]\nrelevance_gate = 1.0\nabstain = true\n")
-    base = [sys.executable, "-m", "rag.cli", "ask", "capital of France?", "--model", TINY_HUB_ID, "--corpus", str(corpus),
-            "--max-steps", "1"]
-    r = subprocess.run(base + ["--trigger", "always", "--config", str(cfg), "--json"], capture_output=True, text=True,
-                       env=tiny_hub_env, timeout=300)
+    base = ["ask", "capital of France?", "--model", str(tiny_model_dir), "--corpus", str(corpus), "--max-steps", "1"]
+    r = arag_here(*base, "--trigger", "always", "--config", str(cfg), "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["answer"] == ABSTENTION and out["abstained"] and out["sources"] == []
-    r = subprocess.run(base + ["--trigger", "always", "--relevance-gate", "-1", "--config", str(cfg), "--no-abstain", "--json"],
-                       capture_output=True, text=True, env=tiny_hub_env, timeout=300)
+    r = arag_here(*base, "--trigger", "always", "--relevance-gate", "-1", "--config", str(cfg), "--no-abstain", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["sources"]  # the flag wins over the file
     bad = tmp_path / "bad.toml"
@@ -144,7 +137,7 @@ def test_config_file_and_cli_flags(tmp_path, tiny_hub_env):
                       (["--trigger", "never", "--relevance-gate"], "nothing to gate"),
                       (["--trigger", "always", "--relevance-gate", "3"], "relevance gate threshold"),
                       (["--trigger=-nope"], "unknown trigger 'nope'")):
-        r = arag_here(*base[3:], *args)
+        r = arag_here(*base, *args)
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
 
@@ -279,9 +272,11 @@ def test_report_settings_are_not_run_settings():
     assert not outcome(with_report_gate(r, plain), "always@gate").abstained
 
 
-def test_a_gated_question_check_in_a_single_step_bench_is_refused_before_any_model_loads(tmp_path, data_dir, repo_root):
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "bench", "--dataset", "flashrag_toy", "--limit", "2",
-                        "--policies", "never,quco@gate", "--out", str(tmp_path / "run"), "--data-dir", str(data_dir)],
-                       capture_output=True, text=True, cwd=repo_root, timeout=300)
+def test_a_gated_question_check_in_a_single_step_bench_is_refused_before_any_model_loads(tmp_path, data_dir):
+    from unittest import mock
+
+    with mock.patch("rag.pipeline.load_language_model", side_effect=AssertionError("a model was loaded")):
+        r = arag_here("bench", "--dataset", "flashrag_toy", "--limit", "2", "--policies", "never,quco@gate",
+                      "--out", str(tmp_path / "run"), "--data-dir", str(data_dir))
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "quco@gate" in r.stderr and "--max-steps 2" in r.stderr

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -240,13 +237,13 @@ def test_derived_retrieval_policy_costs_equal_the_loops(default_lm, bm25):
 
 # -- arag bench records the new columns -------------------------------------------------------------
 @pytest.mark.slow
-def test_bench_records_the_new_signals(tmp_path, data_dir, repo_root):
+def test_bench_records_the_new_signals(tmp_path, data_dir, default_lm):
+    from conftest import arag_here
+
     policies = "never,msp,mean-entropy,eigval,p-true,question-length,retrieval-top1,retrieval-support"
     out = tmp_path / "run"
-    env = {**os.environ, "ARAG_DATA_DIR": str(data_dir)}
-    done = subprocess.run([sys.executable, "-m", "rag.cli", "bench", "--dataset", "nq_open_oracle", "--limit", "2",
-                           "--policies", policies, "--samples", "3", "--judge", "lexical", "--out", str(out)],
-                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=1200)
+    done = arag_here("bench", "--dataset", "nq_open_oracle", "--limit", "2", "--policies", policies, "--samples", "3",
+                     "--judge", "lexical", "--out", str(out), "--data-dir", str(data_dir), default_lm=default_lm)
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(records) == 2

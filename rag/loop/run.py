@@ -149,8 +149,11 @@ class QuestionRun:
     def take_draft(self, draft: Generation, prompt: Prompt) -> None:
         """Score the step's draft (``prompt`` drafted it); a fired trigger asks for a search."""
         st, index = self.stepper, len(self.steps)
-        if index > 0 and draft.finished and not draft.text.strip():
-            return self._end("end of answer")  # the model ended the answer: nothing left to check or retrieve for
+        if index > 0 and not draft.text.strip():
+            # nothing left to check or retrieve for: the model ended the answer, or its next step is blank (a
+            # base model's line break before its next "Question:"; a server that cuts the stop string with it
+            # returns no token at all, and an empty step must not fire where a one-token blank one does not)
+            return self._end("end of answer" if draft.finished else "empty step")
         if index > 0 and draft.text.strip() in {s.text.strip() for s in self.steps}:
             return self._end(REPETITION)  # the step says again what an earlier one said: the model is looping
         query = form_query(self.base_query, draft, getattr(st.lm, "detokenize", None), st.config.mask_below)
