@@ -130,8 +130,7 @@ def plot_gain_heatmap(table: dict[str, Any], out_dir: Path) -> str | None:
     cells = [[sets[d]["gain"].get(t) or {"gain": None, "gain_ci": None} for d in names] for t in triggers]
     values = np.array([[np.nan if c["gain"] is None else c["gain"] for c in row] for row in cells], dtype=float)
     fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2.6, 0.55 * len(triggers) + 1.8))
-    cmap = plt.get_cmap("RdBu").copy()
-    cmap.set_bad("lightgrey")
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="lightgrey")
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
     for i, row in enumerate(cells):
         for j, c in enumerate(row):

@@ -168,3 +168,25 @@ def test_answer_token_budget_and_a_stop_string_spanning_two_steps(tiny_lm):
         "Where is Paris?", on_text=pieces.append)
     assert cut.text == expected and cut.stop_reason == "stop string" and cut.stop_string == stop
     assert "".join(pieces) == expected
+
+
+@pytest.mark.parametrize("blank", ["", "\n", " \n"])
+def test_a_blank_later_step_ends_the_answer_unscored(tiny_lm, bm25, blank):
+    """What a base model writes after its answer, before its next "Question:": a blank line in-process, nothing
+    at all from a server that drops the line break with the stop string. Either way the answer ends there
+    and the trigger is not asked (`always` would otherwise retrieve for an empty step)."""
+    from rag.loop.run import QuestionRun
+
+    rag = AdaptiveRAG(tiny_lm, bm25, Always(), config=LoopConfig(max_steps=3))
+    run = QuestionRun(rag.stepper, "what is the capital of france")
+    prompt, _ = run.next_step()
+    run.take_draft(Generation(text=" Paris", tokens=["ĠParis"], token_ids=[1], logprobs=[-0.1]), prompt)
+    assert run.search is not None  # `always` fires on the first step
+    run.found(rag.stepper.retrieve(run.search, run.costs))
+    run.accept(Generation(text=" Paris", tokens=["ĠParis"], token_ids=[1], logprobs=[-0.1]))
+    prompt, _ = run.next_step()
+    run.take_draft(Generation(text=blank, tokens=list(blank), token_ids=list(range(len(blank))),
+                              logprobs=[-0.01] * len(blank), stop="\nQuestion:"), prompt)
+    answer = run.answer()
+    assert run.done and answer.stop_reason == "empty step" and [s.text for s in answer.steps] == [" Paris"]
+    assert run.search is None and answer.costs.retriever_calls == 1  # the first step's search only
