@@ -218,4 +218,40 @@ def test_a_base_model_is_prompted_as_one_and_answers(gemma_server):
     assert lm.capabilities().chat is False and lm.render(Prompt.user("a", prefix="b")) == "ab"
     answer = AdaptiveRAG(lm, None, Never(), config=LoopConfig(max_steps=3)).answer("what is the capital of france")
     assert "Paris" in answer.text and "Question" not in answer.text
-    assert [s.text.strip() for s in answer.steps if s.text.strip()] == [answer.text]  # one line, then its stop
+    # Gemma writes " Paris\n\nQuestion:". In-process the step ends after " Paris" as soon as "Question" shows
+    # after the line break, and the blank step after it ends the answer; llama-server cuts at the stop string
+    # and returns " Paris\n", which must end where the in-process step does
+    assert [s.text for s in answer.steps] == [" " + answer.text] and answer.stop_reason == "empty step"
+
+
+def test_token_text_the_server_withholds_for_a_possible_stop_is_restored(llama_server):
+    """A reply that ends on a token that may begin a stop string carries that token with empty text."""
+    import httpx
+
+    from rag.models.llamacpp_native import NEUTRAL_SAMPLERS, restore_withheld
+
+    body = {"prompt": "The capital of France is", "n_predict": 1, "n_probs": 1, "temperature": 0, **NEUTRAL_SAMPLERS}
+    plain = httpx.post(f"{llama_server.root}/completion", json=body, timeout=60).json()
+    token = plain["completion_probabilities"][0]["token"]
+    held = httpx.post(f"{llama_server.root}/completion", json={**body, "stop": [token + "\u00a7"]}, timeout=60).json()
+    (entry,) = held["completion_probabilities"]
+    assert entry["token"] == "" and held["content"] == token  # what llama-server sends
+    (restored,) = restore_withheld(held)
+    assert restored["token"] == token and bytes(restored["bytes"]) == token.encode()
+
+
+def test_a_step_cut_by_the_server_at_a_stop_string_ends_where_in_process_it_does(remote):
+    """A base model writes "France.\\n\\nQuestion:". In-process the step ends after "France." as soon as
+    "Question" shows after the line break; llama-server stops at "\\nQuestion:" and returns "France.\\n" (the
+    stop string starts at the second line break). The step must end after "France." there too, or the line
+    break joins the answer and the next step starts after it (Gemma over llama-server: four steps where
+    in-process has three)."""
+    from rag.models.lm import Generation
+
+    stepper = AdaptiveRAG(remote, None, Never(), config=LoopConfig(max_steps=4)).stepper
+    text, tokens = " It is in France.\n", [" It", " is", " in", " France", ".", "\n\n"]
+    cut = stepper._cut(Generation(text=text, tokens=tokens, token_ids=list(range(6)), logprobs=[-0.1] * 6, stop="\nQuestion:"))
+    assert cut.text == " It is in France." and cut.stop is None and cut.tokens == tokens[:5]
+    # no boundary before the stop string: the server's cut stands
+    plain = Generation(text=" Paris", tokens=[" Paris"], token_ids=[1], logprobs=[-0.1], stop="\nQuestion:")
+    assert stepper._cut(plain).text == " Paris" and stepper._cut(plain).stop == "\nQuestion:"

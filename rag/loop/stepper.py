@@ -107,8 +107,11 @@ class Stepper:
         # a boundary before the end-of-sequence or a stop string ends the step there, as a model that checks
         # per token would have stopped at it: the rest is the next step's (drafted again)
         if self.step_end is not None and not self._native_step_end:
-            end = self.step_end.end(g.text)
-            if end is not None:
+            # the text as the model wrote it: a stop string the server cut off was seen by the in-process rule
+            # ("France.\n\nQuestion:" ends the step after "France." there; the server returns "France.\n")
+            seen = g.text + (g.stop if g.stop and g.stop != REPETITION else "")
+            end = self.step_end.end(seen)
+            if end is not None and end < len(g.text):
                 g = truncate(g, end, detok)
         loop_at = loop_end(g.token_ids) if "stop_loops" not in self._options and g.stop is None else None
         if loop_at is not None:

@@ -27,10 +27,41 @@ NEUTRAL_SAMPLERS = {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty"
                     "cache_prompt": False}
 
 
+def token_bytes(entry: dict[str, Any]) -> bytes:
+    """A reply entry's token as bytes ("" for a token whose text the server withheld; see `restore_withheld`)."""
+    return bytes(entry.get("bytes") or str(entry.get("token", "")).encode())
+
+
+def restore_withheld(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The result's token entries, each with its text.
+
+    llama-server holds back the text of tokens that may begin a stop string until it knows whether the stop
+    string follows; when the reply ends there (the token limit), ``content`` has the text but those
+    tokens' entries come with an empty ``token`` and ``bytes``. Their text is taken from the same token
+    among the entry's own top alternatives (there under greedy decoding), else — for the last such token —
+    from what ``content`` holds beyond the other tokens. Without this, a step's text lost its line break
+    and the stop string after it went unseen (a base model's "\nQuestion:").
+    """
+    entries = [dict(e) for e in result.get("completion_probabilities") or []]
+    for e in entries:
+        if not token_bytes(e) and e.get("id") is not None:
+            alt = next((a for a in e.get("top_logprobs") or [] if a.get("id") == e["id"] and token_bytes(a)), None)
+            if alt is not None:
+                e["token"], e["bytes"] = alt.get("token", ""), list(token_bytes(alt))
+    missing = [e for e in entries if not token_bytes(e)]
+    if missing:
+        content = str(result.get("content", "")).encode()
+        known = b"".join(token_bytes(e) for e in entries)
+        if len(missing) == 1 and missing[0] is entries[-1] and content.startswith(known) and len(content) > len(known):
+            rest = content[len(known):]
+            entries[-1]["token"], entries[-1]["bytes"] = rest.decode("utf-8", "replace"), list(rest)
+    return entries
+
+
 def choice_of(result: dict[str, Any], index: int = 0) -> dict[str, Any]:
     """One native result as an OpenAI-style choice carrying ``stop_reason`` (vLLM's field: the stop string,
     or None for end-of-sequence)."""
-    entries = list(result.get("completion_probabilities") or [])
+    entries = restore_withheld(result)
     text = result.get("content", "")
     last = str(entries[-1].get("token", "")) if entries else None
     if result.get("stop_type") == "eos" and last is not None and (not last or not text.endswith(last)):
@@ -81,7 +112,7 @@ def decode_with_ban(post: Post, prompt_ids: list[int], history: list[int], body:
         ids = [int(e["id"]) for e in entries]
         reply = post({**body, "prompt": prompt_ids + ids, "n_predict": max_new_tokens - len(entries), "n": 1})
         calls, evaluated = calls + 1, evaluated + int(reply.get("tokens_evaluated") or 0)
-        new = reply.get("completion_probabilities") or []
+        new = restore_withheld(reply)
         j = first_violation(history + ids, [int(e["id"]) for e in new], size)
         if j is None:
             entries += new
@@ -93,11 +124,11 @@ def decode_with_ban(post: Post, prompt_ids: list[int], history: list[int], body:
         one = post({**body, "prompt": prompt_ids + ids, "n_predict": 1, "n": 1,
                     "logit_bias": [[t, False] for t in ban]})
         calls, evaluated = calls + 1, evaluated + int(one.get("tokens_evaluated") or 0)
-        entries += (one.get("completion_probabilities") or [])[:1]
+        entries += restore_withheld(one)[:1]
         if one.get("stop_type") in ("eos", "word") or not one.get("completion_probabilities"):
             end = one
             break
-    text = b"".join(bytes(e.get("bytes") or str(e.get("token", "")).encode()) for e in entries).decode("utf-8", "replace")
+    text = b"".join(token_bytes(e) for e in entries).decode("utf-8", "replace")
     stop_type, word = end.get("stop_type"), end.get("stopping_word") or ""
     hit = min(((text.find(s), s) for s in stop if s and s in text), default=None)
     if hit is not None:  # a stop string across two requests, which the server could not see whole
@@ -107,7 +138,7 @@ def decode_with_ban(post: Post, prompt_ids: list[int], history: list[int], body:
             if length >= len(text):
                 break
             kept.append(e)
-            length += len(bytes(e.get("bytes") or b"").decode("utf-8", "replace"))
+            length += len(token_bytes(e).decode("utf-8", "replace"))
         entries = kept
     result = {"content": text, "completion_probabilities": entries, "stop_type": stop_type, "stopping_word": word}
     return choice_of(result), calls, evaluated
