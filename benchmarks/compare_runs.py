@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.runner import read_results
+from benchmarks.runner import BenchError, read_results
 
 
 def _sets(run: Path) -> dict[str, Path]:
@@ -64,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.run_a} and {args.run_b} hold no set in common (a folder with results.jsonl, or "
               "sub-folders with one)", file=sys.stderr)
         return 2
-    print(table({s: compare(read_results(a[s]), read_results(b[s])) for s in common}))
+    try:
+        rows = {s: compare(read_results(a[s], check=True), read_results(b[s], check=True)) for s in common}
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table(rows))
     return 0
 
 

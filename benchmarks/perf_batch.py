@@ -121,7 +121,7 @@ def _run_child(args: argparse.Namespace, batch: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=64, help="questions (default: 64)")
     ap.add_argument("--batch-sizes", default="1,4,8,16,32", help="comma-separated (default: %(default)s)")
@@ -133,13 +133,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.child is not None:
         print(json.dumps(child(args)))
-        return
+        return 0
     try:
         sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     except ValueError:
-        raise SystemExit(f"error: --batch-sizes must be comma-separated integers, got {args.batch_sizes!r}") from None
+        print(f"error: --batch-sizes must be comma-separated integers, got {args.batch_sizes!r}", file=sys.stderr)
+        return 2
     if not sizes or min(sizes) < 1 or args.limit < 1:
-        raise SystemExit("error: --limit and every batch size must be >= 1")
+        print("error: --limit and every batch size must be >= 1", file=sys.stderr)
+        return 2
     seq = _run_child(args, 0)
     runs = [_run_child(args, b) for b in sizes]
     base = next((r.get("ceiling_prompts_per_s") for r in runs if r["batch"] == 1), None)
@@ -170,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         write_json_atomic(args.out, {"questions": seq["questions"], "model": args.model, "max_steps": args.max_steps,
                                      "sequential": {k: seq[k] for k in ("questions_per_s", "peak_rss_mib", "rss_rise_mib")},
                                      "batches": rows})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,3 +36,16 @@ def test_runs_without_a_common_set_are_one_line_and_exit_2(tmp_path, capsys):
     assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "no set in common" in err and err.count("\n") == 1
+
+
+def test_a_damaged_result_line_is_one_line_naming_file_and_line(tmp_path, capsys, repo_root):
+    import shutil
+
+    for name in ("a", "b"):
+        shutil.copytree(repo_root / GEMMA / "in-process" / "nq_open_oracle", tmp_path / name)
+    with open(tmp_path / "b" / "results.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"id": "x", "question": \n')  # damaged, then a complete line after it
+        fh.write(json.dumps({"id": "y"}) + "\n")
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "results.jsonl:101" in err and err.count("\n") == 1, err

@@ -213,7 +213,7 @@ def gemma_server():
 
 def test_a_base_model_is_prompted_as_one_and_answers(gemma_server):
     """llama-server reports its fallback chat template for a GGUF without one: the backend sees a base
-    model, the loop gives it the one-shot Question/Answer prompt and stops at its next "Question:"."""
+    model, the loop gives it the few-shot Question/Answer prompt and stops at its next "Question:"."""
     lm = OpenAICompatibleModel.from_spec(f"openai:{gemma_server.url}/gemma")
     assert lm.capabilities().chat is False and lm.render(Prompt.user("a", prefix="b")) == "ab"
     answer = AdaptiveRAG(lm, None, Never(), config=LoopConfig(max_steps=3)).answer("what is the capital of france")

@@ -180,7 +180,7 @@ class HFLanguageModel:
         if self.chat:
             text = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
         else:  # a base model continues the text itself: the answer follows "Answer:" (rag/loop/prompts.py BASE_MODEL)
-            text = (self.tokenizer.bos_token or "") * bool(self.add_bos) + "\n\n".join(c for _, c in prompt.messages)
+            text = (self.tokenizer.bos_token or "") * bool(self.add_bos) + prompt.plain_text()
         return text + prompt.prefix
 
     @property

@@ -94,7 +94,7 @@ def probe(server: Server) -> Capabilities:
         chat = props.get("chat_template") != LLAMA_CPP_FALLBACK_TEMPLATE
         if isinstance(rendered.get("prompt"), str):
             return Capabilities("llama.cpp", RAW_PROMPT, False, max(1, props["total_slots"]), chat)
-        return Capabilities("llama.cpp", NOT_PROBED, False, max(1, props["total_slots"]))
+        return Capabilities("llama.cpp", NOT_PROBED, False, max(1, props["total_slots"]), chat)
     return Capabilities("openai-compatible", NOT_PROBED, False, None)
 
 

@@ -25,6 +25,11 @@ class Prompt:
         msgs = ((("system", system),) if system else ()) + (("user", content),)
         return cls(messages=msgs, prefix=prefix)
 
+    def plain_text(self) -> str:
+        """The messages as a base model (no chat template) reads them: their contents, a blank line apart.
+        The same on every route, so a base model decodes the same text in-process and behind a server."""
+        return "\n\n".join(c for _, c in self.messages)
+
 
 class StopRow(Exception):
     """Raised by an on_text callback to end that row only.

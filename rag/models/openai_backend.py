@@ -148,7 +148,7 @@ class OpenAICompatibleModel:
         prefix: what the in-process model decodes from (``HFLanguageModel.render``)."""
         p = Prompt.user(prompt) if isinstance(prompt, str) else prompt
         if not self.chat:  # a base model: plain text, as `HFLanguageModel.render` (the server adds BOS itself)
-            return "\n\n".join(c for _, c in p.messages) + p.prefix
+            return p.plain_text() + p.prefix
         with self._caps_lock:
             text = self._rendered.get(p.messages)
         if text is None:
